@@ -1,0 +1,85 @@
+"""Command-line entry points: ``fewshot-train``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from .errors import FewshotError
+
+TNEWS_FIELDS = "text_a=sentence,label=label_desc"
+
+
+def parse_fields(spec: str) -> Dict[str, str]:
+    """``"text_a=sentence,label=label_desc"`` → ``{"text_a": "sentence", "label": "label_desc"}``."""
+    fields = {}
+    for item in spec.split(","):
+        name, sep, key = item.partition("=")
+        if not sep or not name.strip() or not key.strip():
+            raise FewshotError(f"--fields: expected name=key pairs separated by commas, got {item!r}")
+        fields[name.strip()] = key.strip()
+    return fields
+
+
+def build_train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fewshot-train", description="Train a prompt classifier on a few labelled examples."
+    )
+    p.add_argument("--train", required=True, help="training data: text<TAB>label file or JSON lines")
+    p.add_argument("--dev", help="evaluation data, same formats")
+    p.add_argument("--labels", required=True, help="label file: one label per line or label==word lines")
+    p.add_argument("--model", required=True, help="PaddleNLP model name (ernie-3.0-base-zh) or local directory")
+    p.add_argument("--template", default=None, help="prompt template (default: text + 这句话的类别是 + two masks)")
+    p.add_argument("--output", required=True, help="directory for the trained classifier and metrics.json")
+    p.add_argument("--soft-encoder", choices=["none", "lstm", "mlp"], default=None,
+                   help="encoder for the template's soft tokens that name none")
+    p.add_argument("--verbalizer", choices=["manual", "soft"], default="manual")
+    p.add_argument("--rdrop", action="store_true", help="add the R-Drop loss")
+    p.add_argument("--alpha-rdrop", type=float, default=5.0)
+    p.add_argument("--rgl", action="store_true", help="add the RGL label-consistency loss")
+    p.add_argument("--alpha-rgl", type=float, default=0.5)
+    p.add_argument("--max-steps", type=int, default=-1)
+    p.add_argument("--epochs", type=float, default=10)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--learning-rate", type=float, default=3e-5)
+    p.add_argument("--ppt-learning-rate", type=float, default=None, help="learning rate of prompt parameters")
+    p.add_argument("--freeze-plm", action="store_true", help="train only the prompt parameters")
+    p.add_argument("--max-seq-length", type=int, default=128)
+    p.add_argument("--fields", default=TNEWS_FIELDS, help=f"JSON-lines field mapping (default {TNEWS_FIELDS})")
+    p.add_argument("--seed", type=int, default=42)
+    return p
+
+
+def train_main(argv: Optional[List[str]] = None) -> int:
+    """``fewshot-train``: fit, evaluate on --dev, save to --output with metrics.json."""
+    args = build_train_parser().parse_args(argv)
+    from .classifier import DEFAULT_TEMPLATE, PromptClassifier
+    from .data import read_examples
+    from .template import set_soft_encoder
+
+    try:
+        fields = parse_fields(args.fields)
+        template = args.template or DEFAULT_TEMPLATE
+        if args.soft_encoder:
+            template = set_soft_encoder(template, args.soft_encoder)
+        clf = PromptClassifier(
+            args.model, labels=args.labels, template=template, verbalizer=args.verbalizer,
+            max_seq_length=args.max_seq_length, seed=args.seed,
+        )
+        train = read_examples(args.train, labels=clf.labels, fields=fields)
+        dev = read_examples(args.dev, labels=clf.labels, fields=fields) if args.dev else None
+        metrics = clf.fit(
+            train, eval_data=dev, max_steps=args.max_steps, num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size,
+            learning_rate=args.learning_rate, ppt_learning_rate=args.ppt_learning_rate, freeze_plm=args.freeze_plm,
+            use_rdrop=args.rdrop, alpha_rdrop=args.alpha_rdrop, use_rgl=args.rgl, alpha_rgl=args.alpha_rgl,
+            seed=args.seed, evaluation_strategy="no",
+        )
+        clf.save(args.output)
+    except FewshotError as exc:
+        print(f"fewshot-train: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(metrics, indent=2, ensure_ascii=False))
+    return 0

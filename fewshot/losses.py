@@ -1,0 +1,41 @@
+"""Training losses: cross-entropy, R-Drop and RGL, all as batched tensor operations."""
+
+from __future__ import annotations
+
+import paddle
+import paddle.nn.functional as F
+
+
+def cross_entropy(logits: paddle.Tensor, labels: paddle.Tensor) -> paddle.Tensor:
+    """Mean cross-entropy of ``[batch, classes]`` logits against integer labels."""
+    return F.cross_entropy(logits, labels.reshape([-1, 1]).astype("int64"))
+
+
+def rdrop_loss(logits_a: paddle.Tensor, logits_b: paddle.Tensor) -> paddle.Tensor:
+    """Symmetric KL divergence between two dropout passes over the same batch (R-Drop)."""
+    logp_a = F.log_softmax(logits_a, axis=-1)
+    logp_b = F.log_softmax(logits_b, axis=-1)
+    kl_ab = (logp_a.exp() * (logp_a - logp_b)).sum(axis=-1)
+    kl_ba = (logp_b.exp() * (logp_b - logp_a)).sum(axis=-1)
+    return 0.5 * (kl_ab + kl_ba).mean()
+
+
+def rgl_loss(embeddings: paddle.Tensor, labels: paddle.Tensor, scale: float = 50.0) -> paddle.Tensor:
+    """Label-consistency loss over all ordered pairs ``i != j`` of the batch (RGL, Wang et al. 2022).
+
+    Each pair's cosine similarity ``s`` gives two logits ``scale * (1 - s)`` ("different") and
+    ``scale * (1 + s)`` ("same"); the target is whether the two labels agree. Computed on the
+    ``[batch, batch]`` similarity matrix at once, not pair by pair. Divided by 100 as in PaddleNLP
+    so that ``alpha_rgl`` values carry over.
+    """
+    batch = embeddings.shape[0]
+    if batch < 2:
+        return paddle.zeros([], dtype=embeddings.dtype)
+    unit = F.normalize(embeddings, axis=-1)
+    sim = paddle.matmul(unit, unit, transpose_y=True)
+    pair_logits = paddle.stack([scale * (1 - sim), scale * (1 + sim)], axis=-1)
+    labels = labels.reshape([-1])
+    same = (labels.unsqueeze(0) == labels.unsqueeze(1)).astype("int64")
+    losses = F.cross_entropy(pair_logits, same.unsqueeze(-1), reduction="none").squeeze(-1)
+    off_diagonal = 1 - paddle.eye(batch, dtype=losses.dtype)
+    return (losses * off_diagonal).sum() / (batch * (batch - 1)) / 100.0

@@ -1,0 +1,148 @@
+"""Verbalizers: from the hidden states at the ``[MASK]`` slots to one logit per class.
+
+A label's words fill the mask slots character by character: with the template ``…{'mask'}{'mask'}``
+and ``news_car==汽车``, slot 1 should read 汽 and slot 2 车. A label with several words scores the
+mean of their probabilities.
+
+- ``ManualVerbalizer`` uses the pretrained masked-LM head, so it classifies before any training.
+- ``SoftVerbalizer`` replaces the LM decoder by a per-slot linear layer initialised from the label
+  words' output embeddings, which training then moves freely.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+from .errors import LabelFileError
+
+logger = logging.getLogger(__name__)
+
+
+def tokenize_label_words(
+    label_words: Dict[str, Sequence[str]], tokenizer: Any, num_masks: int
+) -> Dict[str, List[List[int]]]:
+    """Token ids of every label word; a label without words stands for itself.
+
+    ``{'news_car': ['汽车']}`` → ``{'news_car': [[id('汽'), id('车')]]}``.
+    """
+    if num_masks < 1:
+        raise LabelFileError("verbalizer: the template has no {'mask'} slot for the label words")
+    result: Dict[str, List[List[int]]] = {}
+    for label, words in label_words.items():
+        ids_per_word = []
+        for word in words or [label]:
+            ids = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(word))
+            if not ids:
+                raise LabelFileError(f"verbalizer: label {label!r} word {word!r} tokenizes to nothing")
+            if len(ids) > num_masks:
+                raise LabelFileError(
+                    f"verbalizer: label {label!r} word {word!r} has {len(ids)} tokens but the template has "
+                    f"only {num_masks} [MASK] slot(s); add {{'mask'}} slots or use shorter words"
+                )
+            if tokenizer.unk_token_id in ids:
+                logger.warning("label %r word %r contains characters unknown to the vocabulary", label, word)
+            ids_per_word.append(ids)
+        result[label] = ids_per_word
+    return result
+
+
+class LMHeadTransform(nn.Layer):
+    """The PLM's masked-LM head up to (not including) the vocabulary decoder, shared with the PLM."""
+
+    def __init__(self, predictions: nn.Layer):
+        super().__init__()
+        self.predictions = predictions
+
+    def forward(self, hidden: paddle.Tensor) -> paddle.Tensor:
+        p = self.predictions
+        return p.layer_norm(p.activation(p.transform(hidden)))
+
+
+class ManualVerbalizer(nn.Layer):
+    """Scores label words with the PLM's masked-LM head.
+
+    A word's score is the mean log-probability of its characters at consecutive mask slots; a
+    label's logit is the log of the mean probability of its words.
+    """
+
+    def __init__(self, label_words: Dict[str, Sequence[str]], tokenizer: Any, num_masks: int, predictions: nn.Layer):
+        super().__init__()
+        word_ids = tokenize_label_words(label_words, tokenizer, num_masks)
+        self.labels = list(word_ids)
+        self.num_masks = num_masks
+        self.head = LMHeadTransform(predictions)
+        words = [w for label in self.labels for w in word_ids[label]]
+        ids = np.zeros([len(words), num_masks], dtype="int64")
+        weights = np.zeros([len(words), num_masks], dtype="float32")
+        for i, w in enumerate(words):
+            ids[i, : len(w)] = w
+            weights[i, : len(w)] = 1.0 / len(w)
+        membership = np.full([len(self.labels), len(words)], -1e4, dtype="float32")
+        log_counts = np.zeros([len(self.labels)], dtype="float32")
+        start = 0
+        for c, label in enumerate(self.labels):
+            n = len(word_ids[label])
+            membership[c, start : start + n] = 0.0
+            log_counts[c] = math.log(n)
+            start += n
+        self.register_buffer("word_ids", paddle.to_tensor(ids), persistable=False)
+        self.register_buffer("word_weights", paddle.to_tensor(weights), persistable=False)
+        self.register_buffer("membership", paddle.to_tensor(membership), persistable=False)
+        self.register_buffer("log_counts", paddle.to_tensor(log_counts), persistable=False)
+
+    def forward(self, mask_hidden: paddle.Tensor) -> paddle.Tensor:
+        """``[batch, num_masks, hidden]`` → ``[batch, num_labels]`` logits."""
+        logp = F.log_softmax(self.head.predictions.decoder(self.head(mask_hidden)), axis=-1)
+        word_scores = 0.0
+        for slot in range(self.num_masks):
+            slot_logp = paddle.index_select(logp[:, slot, :], self.word_ids[:, slot], axis=1)
+            word_scores = word_scores + slot_logp * self.word_weights[:, slot]
+        per_label = word_scores.unsqueeze(1) + self.membership.unsqueeze(0)
+        return paddle.logsumexp(per_label, axis=-1) - self.log_counts
+
+
+class SoftVerbalizer(nn.Layer):
+    """A trainable per-slot linear head over the LM head's transform.
+
+    Slot ``m``'s weights for label ``c`` start as the mean output embedding of the ``m``-th
+    character of ``c``'s words, so before training it ranks labels like the LM head would.
+    """
+
+    def __init__(self, label_words: Dict[str, Sequence[str]], tokenizer: Any, num_masks: int, predictions: nn.Layer):
+        super().__init__()
+        word_ids = tokenize_label_words(label_words, tokenizer, num_masks)
+        self.labels = list(word_ids)
+        self.num_masks = num_masks
+        self.head = LMHeadTransform(predictions)
+        decoder = predictions.decoder
+        out_embed = decoder.weight.numpy()
+        if out_embed.shape[0] != tokenizer.vocab_size and out_embed.shape[1] == tokenizer.vocab_size:
+            out_embed = out_embed.T
+        bias = decoder.bias.numpy() if decoder.bias is not None else np.zeros(out_embed.shape[0], "float32")
+        hidden = out_embed.shape[1]
+        weight = np.zeros([num_masks, len(self.labels), hidden], dtype="float32")
+        init_bias = np.zeros([num_masks, len(self.labels)], dtype="float32")
+        for c, label in enumerate(self.labels):
+            for slot in range(num_masks):
+                rows = [w[slot] for w in word_ids[label] if len(w) > slot]
+                if rows:
+                    weight[slot, c] = out_embed[rows].mean(axis=0)
+                    init_bias[slot, c] = bias[rows].mean()
+        self.weight = self.create_parameter(weight.shape, default_initializer=nn.initializer.Assign(weight))
+        self.bias = self.create_parameter(init_bias.shape, default_initializer=nn.initializer.Assign(init_bias))
+
+    def forward(self, mask_hidden: paddle.Tensor) -> paddle.Tensor:
+        """``[batch, num_masks, hidden]`` → ``[batch, num_labels]`` logits (summed over slots)."""
+        h = self.head(mask_hidden).transpose([1, 0, 2])
+        per_slot = paddle.matmul(h, self.weight, transpose_y=True) + self.bias.unsqueeze(1)
+        return per_slot.sum(axis=0)
+
+
+VERBALIZERS = {"manual": ManualVerbalizer, "soft": SoftVerbalizer}
