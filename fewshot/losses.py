@@ -33,9 +33,10 @@ def rgl_loss(embeddings: paddle.Tensor, labels: paddle.Tensor, scale: float = 50
         return paddle.zeros([], dtype=embeddings.dtype)
     unit = F.normalize(embeddings, axis=-1)
     sim = paddle.matmul(unit, unit, transpose_y=True)
-    pair_logits = paddle.stack([scale * (1 - sim), scale * (1 + sim)], axis=-1)
     labels = labels.reshape([-1])
-    same = (labels.unsqueeze(0) == labels.unsqueeze(1)).astype("int64")
-    losses = F.cross_entropy(pair_logits, same.unsqueeze(-1), reduction="none").squeeze(-1)
+    same = (labels.unsqueeze(0) == labels.unsqueeze(1)).astype(embeddings.dtype)
+    # Two-way cross-entropy written with softplus: Paddle's log_softmax/cross_entropy clip at -64.
+    margin = 2 * scale * sim
+    losses = same * F.softplus(-margin) + (1 - same) * F.softplus(margin)
     off_diagonal = 1 - paddle.eye(batch, dtype=losses.dtype)
     return (losses * off_diagonal).sum() / (batch * (batch - 1)) / 100.0

@@ -76,7 +76,7 @@ def _part_from_literal(chunk: str, position: int) -> Part:
     """Turn one ``{...}`` chunk into a Part, validating kind and options."""
     try:
         value = ast.literal_eval(chunk)
-    except (ValueError, SyntaxError) as exc:
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
         raise TemplateError(f"template: cannot parse part {chunk!r} at character {position}: {exc}") from None
     if isinstance(value, set):
         if not all(isinstance(k, str) for k in value):
@@ -212,7 +212,7 @@ class Template:
             return [tok.mask_token_id] * part.length
         if part.kind == "sep":
             return [tok.sep_token_id]
-        group = (part.encoder, part.hidden_size)
+        group = (part.encoder, part.hidden_size if part.encoder != "none" else None)
         init_ids = self._tokenize(part.value) if part.value is not None else [None] * part.length
         if not init_ids:
             raise TemplateError(f"template: soft part {part.value!r} tokenizes to nothing")

@@ -18,7 +18,6 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 import paddle
 import paddle.nn as nn
-import paddle.nn.functional as F
 
 from .errors import LabelFileError
 
@@ -99,7 +98,9 @@ class ManualVerbalizer(nn.Layer):
 
     def forward(self, mask_hidden: paddle.Tensor) -> paddle.Tensor:
         """``[batch, num_masks, hidden]`` → ``[batch, num_labels]`` logits."""
-        logp = F.log_softmax(self.head.predictions.decoder(self.head(mask_hidden)), axis=-1)
+        vocab_logits = self.head.predictions.decoder(self.head(mask_hidden))
+        # Not F.log_softmax: Paddle's CPU kernel clips it at -64, flattening rare words' scores.
+        logp = vocab_logits - paddle.logsumexp(vocab_logits, axis=-1, keepdim=True)
         word_scores = 0.0
         for slot in range(self.num_masks):
             slot_logp = paddle.index_select(logp[:, slot, :], self.word_ids[:, slot], axis=1)

@@ -1,0 +1,122 @@
+"""Read, validate and write label words: which words stand for each label.
+
+The file format is PaddleNLP's ``label.txt``: one label per line (``news_car``), or
+``label==word`` lines (``news_car==汽车``); repeating a label gives it several words::
+
+    news_car==汽车
+    news_car==车辆
+    news_tech==科技
+
+reads as ``{"news_car": ["汽车", "车辆"], "news_tech": ["科技"]}``. A bare label line gives
+the label no words (``[]``); the caller decides what to use instead (e.g. the label name).
+Either every label has a word or none has. Errors raise :class:`~fewshot.errors.LabelFileError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Mapping
+
+from .data import PathLike, read_lines
+from .errors import LabelFileError
+
+_SEPARATOR = "=="
+
+
+def read_label_words(path: PathLike) -> Dict[str, List[str]]:
+    """Read a ``label.txt`` file into ``{label: [words]}``, labels in first-appearance order.
+
+    Duplicate words of a label are dropped; blank lines are skipped; a UTF-8 BOM and
+    CRLF endings are accepted. Errors name the path and 1-based line.
+    """
+    label_words: Dict[str, List[str]] = {}
+    first_line: Dict[str, int] = {}
+    for number, line in read_lines(path, error=LabelFileError):
+        line = line.strip()
+        if not line:
+            continue
+        where = f"{path} line {number}"
+        if line.count(_SEPARATOR) > 1:
+            raise LabelFileError(f"{where}: more than one '{_SEPARATOR}' in '{line}'")
+        label, _, word = (part.strip() for part in line.partition(_SEPARATOR))
+        if not label:
+            raise LabelFileError(f"{where}: empty label before '{_SEPARATOR}'")
+        if _SEPARATOR in line and not word:
+            raise LabelFileError(f"{where}: empty word after '{_SEPARATOR}' for label '{label}'")
+        words = label_words.setdefault(label, [])
+        first_line.setdefault(label, number)
+        if word and word not in words:
+            words.append(word)
+    if not label_words:
+        raise LabelFileError(f"{path}: no labels (the file is empty or has only blank lines)")
+    _check_all_or_none_have_words(label_words, lambda label: f"{path} line {first_line[label]}")
+    return label_words
+
+
+def label_words_from_mapping(mapping: Mapping[str, Any]) -> Dict[str, List[str]]:
+    """Validate an in-memory ``{label: word or [words] or None}`` and return ``{label: [words]}``.
+
+    Applies the rules of :func:`read_label_words` (stripped, non-empty, no ``==`` or line
+    breaks, every label has a word or none has); errors name the label.
+    """
+    if not isinstance(mapping, Mapping):
+        raise LabelFileError(f"label words must be a mapping of label to words, found {type(mapping).__name__}")
+    label_words: Dict[str, List[str]] = {}
+    for raw_label, raw_words in mapping.items():
+        label = _clean_name(f"label {raw_label!r}", "label", raw_label)
+        if label in label_words:
+            raise LabelFileError(f"label '{label}': given twice")
+        if raw_words is None:
+            raw_words = []
+        elif isinstance(raw_words, str):
+            raw_words = [raw_words]
+        elif not isinstance(raw_words, (list, tuple)):
+            raise LabelFileError(
+                f"label '{label}': words must be a string or a list of strings, found {type(raw_words).__name__}"
+            )
+        words: List[str] = []
+        for raw_word in raw_words:
+            word = _clean_name(f"label '{label}'", "word", raw_word)
+            if word not in words:
+                words.append(word)
+        label_words[label] = words
+    if not label_words:
+        raise LabelFileError("label words: no labels given")
+    _check_all_or_none_have_words(label_words, lambda label: f"label '{label}'")
+    return label_words
+
+
+def write_label_words(path: PathLike, label_words: Mapping[str, Any]) -> None:
+    """Write ``label==word`` lines (a label without words as a bare line) that read back unchanged."""
+    label_words = label_words_from_mapping(label_words)
+    lines = []
+    for label, words in label_words.items():
+        lines.extend(f"{label}{_SEPARATOR}{word}" for word in words)
+        if not words:
+            lines.append(label)
+    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def _clean_name(where: str, kind: str, value: Any) -> str:
+    """Strip a label or word and reject what a label file could not hold."""
+    if not isinstance(value, str):
+        raise LabelFileError(f"{where}: {kind} must be a string, found {type(value).__name__}")
+    value = value.strip()
+    if not value:
+        raise LabelFileError(f"{where}: empty {kind}")
+    if _SEPARATOR in value:
+        raise LabelFileError(f"{where}: {kind} '{value}' contains '{_SEPARATOR}'")
+    if any(char in value for char in "\r\n"):
+        raise LabelFileError(f"{where}: {kind} contains a line break")
+    return value
+
+
+def _check_all_or_none_have_words(label_words: Dict[str, List[str]], locate: Callable[[str], str]) -> None:
+    """Raise when some labels have words and others do not, naming the first without."""
+    without = [label for label, words in label_words.items() if not words]
+    if without and len(without) < len(label_words):
+        label = without[0]
+        raise LabelFileError(
+            f"{locate(label)}: label '{label}' has no word, but other labels do; "
+            f"give every label a word with 'label{_SEPARATOR}word' or give none"
+        )

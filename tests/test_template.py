@@ -1,0 +1,141 @@
+"""Template parsing (every part kind and its errors) and encoding (truncation, masks, soft ids)."""
+
+import pytest
+
+from fewshot.errors import TemplateError
+from fewshot.template import Part, Template, pad_batch, parse_template, set_soft_encoder
+
+
+def test_parses_every_part_kind():
+    parts = parse_template(
+        "{'text': 'text_a'}{'sep'}{'text': 'text_b', 'truncate': False}{'hard': '主题'}是"
+        "{'soft'}{'soft': '初始'}{'soft': None, 'length': 3, 'encoder': 'lstm', 'hidden_size': 16}"
+        "{'mask'}{'mask': None, 'length': 2}"
+    )
+    assert parts == [
+        Part("text", "text_a"),
+        Part("sep"),
+        Part("text", "text_b", truncate=False),
+        Part("hard", "主题"),
+        Part("hard", "是"),
+        Part("soft"),
+        Part("soft", "初始"),
+        Part("soft", None, length=3, encoder="lstm", hidden_size=16),
+        Part("mask"),
+        Part("mask", length=2),
+    ]
+
+
+def test_plain_text_outside_braces_is_hard_text():
+    assert parse_template("{'text':'text_a'}这条新闻的主题是{'mask'}")[1] == Part("hard", "这条新闻的主题是")
+
+
+def test_braces_inside_quoted_strings_are_text():
+    assert parse_template("{'text':'text_a'}{'hard': '{x}'}")[1] == Part("hard", "{x}")
+
+
+@pytest.mark.parametrize(
+    "template, message",
+    [
+        ("{'text': 'text_a'}{'mask'", r"part starting at character 18 is never closed: \"\{'mask'\"|never closed"),
+        ("{'text': 'text_a'}}", r"unmatched '\}' at character 18"),
+        ("{'text': 'text_a'}{'mask': __import__('os')}", r"cannot parse part \"\{'mask': __import__\('os'\)\}\""),
+        ("{'text': 'text_c'}", r"text slot must be one of text_a, text_b, got 'text_c'"),
+        ("{'text': 'text_a'}{'soft': None, 'lenght': 2}", r"unknown option\(s\) lenght for 'soft'"),
+        ("{'text': 'text_a'}{'mask', 'soft'}", r"exactly one of text, hard, soft, mask, sep"),
+        ("{'text': 'text_a'}{'soft': None, 'encoder': 'gru'}", r"encoder must be one of none, lstm, mlp, got 'gru'"),
+        ("{'text': 'text_a'}{'mask': None, 'length': 0}", r"'length' must be a positive integer, got 0"),
+        ("{'text': 'text_a'}{'soft': '初始', 'length': 2}", r"either initialising text or 'length'"),
+        ("这条新闻的主题是{'mask'}", r"has no text slot"),
+        ("{'text': 'text_a'}{[1, 2]}", r"cannot parse part|is not a \{key: value\} part"),
+        ("", r"empty template"),
+    ],
+)
+def test_malformed_template_error_quotes_the_part(template, message):
+    with pytest.raises(TemplateError, match=message):
+        parse_template(template)
+
+
+def test_template_string_is_never_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    with pytest.raises(TemplateError):
+        parse_template("{'text': 'text_a'}{'hard': open(%r, 'w').write('x')}" % str(marker))
+    assert not marker.exists()
+
+
+def test_encode_layout(tiny_tokenizer):
+    tpl = Template("{'text': 'text_a'}主题{'soft'}{'mask'}{'mask'}", tiny_tokenizer, 32)
+    enc = tpl.encode("球赛")
+    tokens = tiny_tokenizer.convert_ids_to_tokens(enc["input_ids"])
+    assert tokens == ["[CLS]", "球", "赛", "主", "题", "[UNK]", "[MASK]", "[MASK]", "[SEP]"]
+    assert enc["masked_positions"] == [6, 7]
+    assert enc["soft_token_ids"] == [0, 0, 0, 0, 0, 1, 0, 0, 0]
+    assert enc["position_ids"] == list(range(9))
+    assert enc["attention_mask"] == [1] * 9
+    assert enc["token_type_ids"] == [0] * 9
+
+
+def test_sep_switches_token_type(tiny_tokenizer):
+    tpl = Template("{'text': 'text_a'}{'sep'}{'text': 'text_b'}{'mask'}", tiny_tokenizer, 32)
+    enc = tpl.encode("球", "雨")
+    assert enc["token_type_ids"] == [0, 0, 0, 1, 1, 1]
+
+
+def test_soft_tokens_numbered_in_order_with_init_ids(tiny_tokenizer):
+    tpl = Template("{'soft': '主题'}{'text': 'text_a'}{'soft': None, 'length': 2}{'mask'}", tiny_tokenizer, 32)
+    enc = tpl.encode("球")
+    assert enc["soft_token_ids"] == [0, 1, 2, 0, 3, 4, 0, 0]
+    ids = tiny_tokenizer.convert_tokens_to_ids(["主", "题"])
+    assert [t.init_token_id for t in tpl.soft_tokens] == ids + [None, None]
+    assert enc["input_ids"][1:3] == ids
+
+
+def test_truncation_cuts_only_text_never_prompt_or_masks(tiny_tokenizer):
+    tpl = Template("{'text': 'text_a'}这条新闻的主题是{'soft'}{'mask'}{'mask'}", tiny_tokenizer, 16)
+    enc = tpl.encode("球赛" * 20)
+    tokens = tiny_tokenizer.convert_ids_to_tokens(enc["input_ids"])
+    assert len(tokens) == 16
+    assert tokens[-12:] == ["这", "条", "新", "闻", "的", "主", "题", "是", "[UNK]", "[MASK]", "[MASK]", "[SEP]"]
+    assert tokens[1:4] == ["球", "赛", "球"]
+    assert enc["masked_positions"] == [13, 14]
+
+
+def test_truncation_shortens_the_longest_text_slot_first(tiny_tokenizer):
+    tpl = Template("{'text': 'text_a'}{'sep'}{'text': 'text_b'}{'mask'}", tiny_tokenizer, 12)
+    enc = tpl.encode("球" * 20, "雨雨雨")
+    tokens = tiny_tokenizer.convert_ids_to_tokens(enc["input_ids"])
+    assert tokens.count("雨") == 3 and tokens.count("球") == 12 - 4 - 3  # [CLS] [SEP] [MASK] [SEP]
+
+
+def test_untruncatable_slot_is_kept_whole(tiny_tokenizer):
+    tpl = Template("{'text': 'text_a', 'truncate': False}{'sep'}{'text': 'text_b'}{'mask'}", tiny_tokenizer, 12)
+    enc = tpl.encode("雨雨雨", "球" * 20)
+    assert tiny_tokenizer.convert_ids_to_tokens(enc["input_ids"]).count("雨") == 3
+
+
+def test_prompt_longer_than_max_seq_length_is_an_error(tiny_tokenizer):
+    with pytest.raises(TemplateError, match="needs 12 tokens for prompt, masks and special tokens .* max_seq_length is 10"):
+        Template("{'text': 'text_a'}这条新闻的主题是{'mask'}{'mask'}", tiny_tokenizer, 10)
+
+
+def test_missing_text_b_is_an_error(tiny_tokenizer):
+    tpl = Template("{'text': 'text_a'}{'sep'}{'text': 'text_b'}{'mask'}", tiny_tokenizer, 16)
+    with pytest.raises(TemplateError, match="slot 'text_b' is used but the example has no text_b"):
+        tpl.encode("球")
+
+
+def test_pad_batch_pads_to_longest_row_only(tiny_tokenizer):
+    tpl = Template("{'text': 'text_a'}{'mask'}", tiny_tokenizer, 64)
+    batch = pad_batch([tpl.encode("球"), tpl.encode("球赛跑")], pad_token_id=0)
+    assert batch["input_ids"].shape == (2, 6)
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 0, 0], [1] * 6]
+    assert batch["masked_positions"].tolist() == [[2], [4]]
+
+
+def test_set_soft_encoder_rewrites_only_soft_parts_without_encoder():
+    text = set_soft_encoder("{'text': 'text_a'}{'soft': None, 'length': 2}{'soft': '主', 'encoder': 'mlp'}{'mask'}", "lstm")
+    parts = parse_template(text)
+    assert parts[1] == Part("soft", None, length=2, encoder="lstm")
+    assert parts[2] == Part("soft", "主", encoder="mlp")
+    with pytest.raises(TemplateError, match="has no \\{'soft'\\} part"):
+        set_soft_encoder("{'text': 'text_a'}{'mask'}", "lstm")
