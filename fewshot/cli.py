@@ -24,6 +24,11 @@ def parse_fields(spec: str) -> Dict[str, str]:
     return fields
 
 
+def json_fields(path: str, fields: Dict[str, str]) -> Optional[Dict[str, str]]:
+    """The field mapping for JSON-lines files; None for tab-separated ones."""
+    return fields if Path(path).suffix.lower() in (".json", ".jsonl") else None
+
+
 def build_train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fewshot-train", description="Train a prompt classifier on a few labelled examples."
@@ -69,8 +74,8 @@ def train_main(argv: Optional[List[str]] = None) -> int:
             args.model, labels=args.labels, template=template, verbalizer=args.verbalizer,
             max_seq_length=args.max_seq_length, seed=args.seed,
         )
-        train = read_examples(args.train, labels=clf.labels, fields=fields)
-        dev = read_examples(args.dev, labels=clf.labels, fields=fields) if args.dev else None
+        train = read_examples(args.train, labels=clf.labels, fields=json_fields(args.train, fields))
+        dev = read_examples(args.dev, labels=clf.labels, fields=json_fields(args.dev, fields)) if args.dev else None
         metrics = clf.fit(
             train, eval_data=dev, max_steps=args.max_steps, num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size,
             learning_rate=args.learning_rate, ppt_learning_rate=args.ppt_learning_rate, freeze_plm=args.freeze_plm,
