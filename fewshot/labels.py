@@ -81,7 +81,7 @@ def label_words_from_mapping(mapping: Mapping[str, Any]) -> Dict[str, List[str]]
         label_words[label] = words
     if not label_words:
         raise LabelFileError("label words: no labels given")
-    _check_all_or_none_have_words(label_words, lambda label: f"label '{label}'")
+    _check_all_or_none_have_words(label_words, lambda label: "label words")
     return label_words
 
 
