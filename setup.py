@@ -1,4 +1,4 @@
-"""Install fewshot: ``pip install -e .`` (CPU) or ``pip install -e .[gpu]`` after installing paddlepaddle-gpu."""
+"""Install fewshot: ``pip install -e .``; GPU users install paddlepaddle-gpu==3.3.1 first (see docs/deployment.md)."""
 
 from pathlib import Path
 
@@ -31,15 +31,12 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "test": ["pytest"],
-        # GPU users: install paddlepaddle-gpu==3.3.1 from Paddle's CUDA index first, then this extra.
-        "gpu": ["onnxruntime-gpu"],
     },
     entry_points={
         "console_scripts": [
             "fewshot-train=fewshot.cli:train_main",
             "fewshot-export=fewshot.cli:export_main",
             "fewshot-predict=fewshot.cli:predict_main",
-            "fewshot-demo=fewshot.cli:demo_main",
         ]
     },
 )
