@@ -205,7 +205,8 @@ class PromptClassifier:
             self.tokenizer.save_pretrained(str(tmp / PLM_DIR))
             plm_ids = {id(p) for p in self.model.plm.parameters()}
             prompt_state = {k: v for k, v in self.model.state_dict().items() if id(v) not in plm_ids}
-            paddle.save(prompt_state, str(tmp / PROMPT_STATE_NAME))
+            if prompt_state:
+                paddle.save(prompt_state, str(tmp / PROMPT_STATE_NAME))
             (tmp / CONFIG_NAME).write_text(json.dumps(self.config(), ensure_ascii=False, indent=2), encoding="utf-8")
             if self.train_metrics:
                 (tmp / METRICS_NAME).write_text(json.dumps(self.train_metrics, indent=2), encoding="utf-8")
