@@ -64,7 +64,18 @@ class LMHeadTransform(nn.Layer):
         return p.layer_norm(p.activation(p.transform(hidden)))
 
 
-class ManualVerbalizer(nn.Layer):
+class Verbalizer(nn.Layer):
+    """What every verbalizer holds: labels in order, their words' token ids, and the LM head transform."""
+
+    def __init__(self, label_words: Dict[str, Sequence[str]], tokenizer: Any, num_masks: int, predictions: nn.Layer):
+        super().__init__()
+        self.label_token_ids = tokenize_label_words(label_words, tokenizer, num_masks)
+        self.labels = list(self.label_token_ids)
+        self.num_masks = num_masks
+        self.head = LMHeadTransform(predictions)
+
+
+class ManualVerbalizer(Verbalizer):
     """Scores label words with the PLM's masked-LM head.
 
     A word's score is the mean log-probability of its characters at consecutive mask slots; a
@@ -72,11 +83,8 @@ class ManualVerbalizer(nn.Layer):
     """
 
     def __init__(self, label_words: Dict[str, Sequence[str]], tokenizer: Any, num_masks: int, predictions: nn.Layer):
-        super().__init__()
-        word_ids = tokenize_label_words(label_words, tokenizer, num_masks)
-        self.labels = list(word_ids)
-        self.num_masks = num_masks
-        self.head = LMHeadTransform(predictions)
+        super().__init__(label_words, tokenizer, num_masks, predictions)
+        word_ids = self.label_token_ids
         words = [w for label in self.labels for w in word_ids[label]]
         ids = np.zeros([len(words), num_masks], dtype="int64")
         weights = np.zeros([len(words), num_masks], dtype="float32")
@@ -109,7 +117,7 @@ class ManualVerbalizer(nn.Layer):
         return paddle.logsumexp(per_label, axis=-1) - self.log_counts
 
 
-class SoftVerbalizer(nn.Layer):
+class SoftVerbalizer(Verbalizer):
     """A trainable per-slot linear head over the LM head's transform.
 
     Slot ``m``'s weights for label ``c`` start as the mean output embedding of the ``m``-th
@@ -117,11 +125,8 @@ class SoftVerbalizer(nn.Layer):
     """
 
     def __init__(self, label_words: Dict[str, Sequence[str]], tokenizer: Any, num_masks: int, predictions: nn.Layer):
-        super().__init__()
-        word_ids = tokenize_label_words(label_words, tokenizer, num_masks)
-        self.labels = list(word_ids)
-        self.num_masks = num_masks
-        self.head = LMHeadTransform(predictions)
+        super().__init__(label_words, tokenizer, num_masks, predictions)
+        word_ids = self.label_token_ids
         decoder = predictions.decoder
         out_embed = decoder.weight.numpy()
         if out_embed.shape[0] != tokenizer.vocab_size and out_embed.shape[1] == tokenizer.vocab_size:
