@@ -37,6 +37,9 @@ setup(
             "fewshot-train=fewshot.cli:train_main",
             "fewshot-export=fewshot.cli:export_main",
             "fewshot-predict=fewshot.cli:predict_main",
+            "fewshot-pretrain=fewshot.pretrain:main",
+            "fewshot-corpus-stats=fewshot.corpus:main",
+            "fewshot-compare=fewshot.compare:main",
         ]
     },
 )

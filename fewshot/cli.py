@@ -42,6 +42,11 @@ def build_train_parser() -> argparse.ArgumentParser:
     p.add_argument("--soft-encoder", choices=["none", "lstm", "mlp"], default=None,
                    help="encoder for the template's soft tokens that name none")
     p.add_argument("--verbalizer", choices=["manual", "soft"], default="manual")
+    p.add_argument("--method", choices=["prompt", "finetune", "zeroshot"], default="prompt",
+                   help="prompt: train the template + verbalizer; finetune: [CLS] head baseline on the same PLM; "
+                        "zeroshot: manual verbalizer, no training")
+    p.add_argument("--calibrate", action="store_true",
+                   help="zeroshot only: subtract the label prior estimated from the training texts")
     p.add_argument("--rdrop", action="store_true", help="add the R-Drop loss")
     p.add_argument("--alpha-rdrop", type=float, default=5.0)
     p.add_argument("--rgl", action="store_true", help="add the RGL label-consistency loss")
@@ -60,7 +65,10 @@ def build_train_parser() -> argparse.ArgumentParser:
 
 def train_main(argv: Optional[List[str]] = None) -> int:
     """``fewshot-train``: fit, evaluate on --dev, save to --output with metrics.json."""
-    args = build_train_parser().parse_args(argv)
+    parser = build_train_parser()
+    args = parser.parse_args(argv)
+    if args.calibrate and args.method != "zeroshot":
+        parser.error(f"--calibrate applies to --method zeroshot only, not --method {args.method}")
     from .classifier import DEFAULT_TEMPLATE, PromptClassifier
     from .data import read_examples
     from .template import set_soft_encoder
@@ -72,7 +80,7 @@ def train_main(argv: Optional[List[str]] = None) -> int:
             template = set_soft_encoder(template, args.soft_encoder)
         clf = PromptClassifier(
             args.model, labels=args.labels, template=template, verbalizer=args.verbalizer,
-            max_seq_length=args.max_seq_length, seed=args.seed,
+            max_seq_length=args.max_seq_length, seed=args.seed, method=args.method, calibrate=args.calibrate,
         )
         train = read_examples(args.train, labels=clf.labels, fields=json_fields(args.train, fields))
         dev = read_examples(args.dev, labels=clf.labels, fields=json_fields(args.dev, fields)) if args.dev else None
@@ -87,4 +95,81 @@ def train_main(argv: Optional[List[str]] = None) -> int:
         print(f"fewshot-train: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(metrics, indent=2, ensure_ascii=False))
+    return 0
+
+
+def build_export_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fewshot-export",
+        description="Export a trained classifier to a bundle: Paddle static graph, ONNX, tokenizer, fewshot.json.",
+    )
+    p.add_argument("--checkpoint", required=True, help="directory written by fewshot-train or PromptClassifier.save")
+    p.add_argument("--output", required=True, help="bundle directory (replaced atomically)")
+    p.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=True, help="write model.onnx (default: yes)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 14)")
+    p.add_argument("--fp16", action="store_true", help="also write model.fp16.onnx for GPU")
+    p.add_argument("--int8", action="store_true", help="also write model.int8.onnx (dynamic quantisation, CPU)")
+    return p
+
+
+def export_main(argv: Optional[List[str]] = None) -> int:
+    """``fewshot-export``: write a deployment bundle for a saved classifier."""
+    args = build_export_parser().parse_args(argv)
+    from .export import DEFAULT_OPSET, export_bundle
+
+    try:
+        bundle = export_bundle(
+            args.checkpoint, args.output, onnx=args.onnx, opset=args.opset or DEFAULT_OPSET, fp16=args.fp16, int8=args.int8
+        )
+    except FewshotError as exc:
+        print(f"fewshot-export: error: {exc}", file=sys.stderr)
+        return 2
+    files = sorted(p.name for p in Path(bundle).iterdir())
+    print(f"fewshot-export: wrote {bundle} ({', '.join(files)})")
+    return 0
+
+
+def build_predict_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fewshot-predict", description="Predict labels for a text or JSON-lines file with an exported bundle."
+    )
+    p.add_argument("--bundle", required=True, help="directory written by fewshot-export")
+    p.add_argument("--input", required=True, help="data.txt (text or text_a<TAB>text_b per line) or .jsonl")
+    p.add_argument("--output", required=True, help="predictions, one JSON line per input line, in order")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--precision", choices=["fp32", "int8", "fp16"], default="fp32", help="which ONNX model of the bundle")
+    p.add_argument("--top-k", type=int, default=1, help="labels listed per line, best first")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores available)")
+    p.add_argument("--fields", default="text_a=sentence", help="JSON-lines keys, e.g. text_a=sentence1,text_b=sentence2")
+    p.add_argument("--on-error", choices=["fail", "skip"], default="fail",
+                   help="a malformed line stops the run (fail) or is reported and written as an error record (skip)")
+    p.add_argument("--chunk-size", type=int, default=2048, help="lines read and predicted at a time")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def predict_main(argv: Optional[List[str]] = None) -> int:
+    """``fewshot-predict``: stream an input file through ``OnnxPredictor`` (no Paddle import)."""
+    args = build_predict_parser().parse_args(argv)
+    from .inference import OnnxPredictor, predict_file
+
+    try:
+        if args.top_k < 1 or args.chunk_size < 1:
+            raise FewshotError("--top-k and --chunk-size must be at least 1")
+        predictor = OnnxPredictor(
+            args.bundle, device=args.device, threads=args.threads, batch_size=args.batch_size, precision=args.precision
+        )
+        summary = predict_file(
+            predictor, args.input, args.output, k=args.top_k, fields=parse_fields(args.fields),
+            on_error=args.on_error, chunk_size=args.chunk_size, progress=not args.no_progress,
+        )
+    except FewshotError as exc:
+        print(f"fewshot-predict: error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"fewshot-predict: {summary.lines} lines, {summary.predicted} predicted, {summary.skipped} skipped "
+        f"-> {args.output}",
+        file=sys.stderr,
+    )
     return 0

@@ -12,11 +12,14 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
 from .errors import DataError, FewshotError
 
 PathLike = Union[str, "os.PathLike[str]"]
+LabelSpec = Union[Sequence[str], Callable[[str, str], None]]
+"""The allowed labels: a list of names, or a validator ``check(where, label)`` that raises ``DataError``
+(multi-label rows ``"a,b"`` and hierarchical paths ``"a##b"`` are checked this way)."""
 
 DEFAULT_JSON_FIELDS: Mapping[str, str] = {"text_a": "sentence", "label": "label_desc"}
 """FewCLUE TNEWS layout: ``{"label": "107", "label_desc": "news_car", "sentence": "…"}``."""
@@ -59,7 +62,7 @@ def read_lines(path: PathLike, error: Type[FewshotError] = DataError) -> Iterato
         yield number, line
 
 
-def read_tsv(path: PathLike, labels: Optional[Sequence[str]] = None, labeled: bool = True) -> List[Example]:
+def read_tsv(path: PathLike, labels: Optional[LabelSpec] = None, labeled: bool = True) -> List[Example]:
     """Read a PaddleNLP few-shot text file into examples.
 
     Labeled rows are ``text<TAB>label`` or ``text_a<TAB>text_b<TAB>label``; unlabeled rows
@@ -97,7 +100,7 @@ def read_tsv(path: PathLike, labels: Optional[Sequence[str]] = None, labeled: bo
 def read_jsonl(
     path: PathLike,
     fields: Optional[Mapping[str, str]] = None,
-    labels: Optional[Sequence[str]] = None,
+    labels: Optional[LabelSpec] = None,
     labeled: bool = True,
 ) -> List[Example]:
     """Read JSON lines (one object per line) into examples.
@@ -136,7 +139,7 @@ def read_jsonl(
 
 def read_examples(
     path: PathLike,
-    labels: Optional[Sequence[str]] = None,
+    labels: Optional[LabelSpec] = None,
     labeled: bool = True,
     fields: Optional[Mapping[str, str]] = None,
 ) -> List[Example]:
@@ -156,7 +159,7 @@ def read_examples(
 
 def to_examples(
     data: Union[PathLike, Iterable[Any]],
-    labels: Optional[Sequence[str]] = None,
+    labels: Optional[LabelSpec] = None,
     labeled: bool = True,
 ) -> List[Example]:
     """Turn a file path or in-memory rows into validated examples.
@@ -194,13 +197,17 @@ def to_examples(
 
 
 class _KnownLabels:
-    """The allowed label names, or no restriction when ``labels`` is None."""
+    """The allowed label names, a label validator, or no restriction when ``labels`` is None."""
 
-    def __init__(self, labels: Optional[Sequence[str]]) -> None:
-        self.ordered = None if labels is None else [str(label) for label in labels]
-        self.names = None if labels is None else set(self.ordered)
+    def __init__(self, labels: Optional[LabelSpec]) -> None:
+        self.validator = labels if callable(labels) else None
+        self.ordered = None if labels is None or callable(labels) else [str(label) for label in labels]
+        self.names = None if self.ordered is None else set(self.ordered)
 
     def check(self, where: str, label: str) -> None:
+        if self.validator is not None:
+            self.validator(where, label)
+            return
         if self.names is not None and label not in self.names:
             shown = ", ".join(self.ordered[:_MAX_LABELS_SHOWN])
             more = ", ..." if len(self.ordered) > _MAX_LABELS_SHOWN else ""

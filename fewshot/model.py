@@ -1,9 +1,13 @@
-"""The prompt model: PLM embeddings + soft prompt → encoder → hidden states at [MASK] → verbalizer → logits."""
+"""The prompt model: PLM embeddings + soft prompt → encoder → hidden states at [MASK] → verbalizer → logits.
+
+``ClsHeadModel`` is the fine-tuning baseline on the same PLM: a linear head on the ``[CLS]`` hidden state.
+"""
 
 from __future__ import annotations
 
 from typing import Optional, Tuple, Union
 
+import numpy as np
 import paddle
 import paddle.nn as nn
 
@@ -26,7 +30,7 @@ class PromptModel(nn.Layer):
     logits; with ``return_hidden=True`` also the flattened mask hidden states (used by the RGL loss).
     """
 
-    def __init__(self, plm: nn.Layer, template: Template, verbalizer: nn.Layer):
+    def __init__(self, plm: nn.Layer, template: Template, verbalizer: nn.Layer, calibrated: bool = False):
         super().__init__()
         self.plm = plm
         self.verbalizer = verbalizer
@@ -35,6 +39,17 @@ class PromptModel(nn.Layer):
         self.soft_prompt: Optional[SoftPrompt] = (
             SoftPrompt(template.soft_tokens, word_embeddings) if template.num_soft_tokens else None
         )
+        self.calibrated = calibrated
+        if calibrated:
+            # log of the label prior, subtracted from the logits (contextual calibration); a saved,
+            # exported constant rather than a parameter, so training never moves it.
+            self.register_buffer("log_prior", paddle.zeros([len(verbalizer.labels)], dtype="float32"), persistable=True)
+
+    def set_log_prior(self, log_prior: "np.ndarray") -> None:
+        """Set the label log-prior that calibrated logits subtract (``calibrated=True`` models only)."""
+        if not self.calibrated:
+            raise ValueError("set_log_prior: this PromptModel was built with calibrated=False")
+        self.log_prior.set_value(paddle.to_tensor(np.asarray(log_prior, dtype="float32")))
 
     @property
     def encoder(self) -> nn.Layer:
@@ -86,6 +101,53 @@ class PromptModel(nn.Layer):
             input_ids, token_type_ids, position_ids, attention_mask, soft_token_ids, masked_positions
         )
         logits = self.verbalizer(hidden)
+        if self.calibrated:
+            logits = logits - self.log_prior
         if return_hidden:
             return logits, hidden.reshape([hidden.shape[0], -1])
+        return logits
+
+
+class ClsHeadModel(nn.Layer):
+    """Fine-tuning baseline: dropout + a new linear layer on the encoder's raw ``[CLS]`` hidden state.
+
+    Same ``forward`` signature as ``PromptModel`` so the same trainer, collator and losses apply;
+    ``soft_token_ids`` and ``masked_positions`` are accepted and ignored. The PLM's pooler is not
+    used: small checkpoints pretrained without a next-sentence task leave it untrained.
+    """
+
+    def __init__(self, plm: nn.Layer, num_labels: int):
+        super().__init__()
+        self.plm = plm
+        config = plm.base_model.config
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, num_labels)
+
+    @property
+    def encoder(self) -> nn.Layer:
+        """The PLM's transformer encoder (without its LM head)."""
+        return self.plm.base_model
+
+    def prompt_parameters(self) -> list:
+        """The new head's parameters, so that they can get their own learning rate."""
+        return list(self.classifier.parameters())
+
+    def forward(
+        self,
+        input_ids: paddle.Tensor,
+        token_type_ids: Optional[paddle.Tensor] = None,
+        position_ids: Optional[paddle.Tensor] = None,
+        attention_mask: Optional[paddle.Tensor] = None,
+        soft_token_ids: Optional[paddle.Tensor] = None,
+        masked_positions: Optional[paddle.Tensor] = None,
+        return_hidden: bool = False,
+    ) -> Union[paddle.Tensor, Tuple[paddle.Tensor, paddle.Tensor]]:
+        out = self.encoder(
+            input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids, attention_mask=attention_mask
+        )
+        sequence = out[0] if isinstance(out, (tuple, list)) else out.last_hidden_state
+        cls = sequence[:, 0]
+        logits = self.classifier(self.dropout(cls))
+        if return_hidden:
+            return logits, cls
         return logits

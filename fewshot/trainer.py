@@ -17,6 +17,7 @@ from paddlenlp.trainer import Trainer, TrainingArguments
 from sklearn.metrics import accuracy_score, classification_report, f1_score
 
 from .losses import cross_entropy, rdrop_loss, rgl_loss
+from .multilabel import bce_loss, bernoulli_rdrop_loss
 from .template import pad_batch
 
 
@@ -54,12 +55,16 @@ class EncodedDataset(Dataset):
 
 
 def make_collator(pad_token_id: int) -> Callable[[List[Dict[str, Any]]], Dict[str, np.ndarray]]:
-    """Collate encoded rows into arrays padded to the longest row of the batch."""
+    """Collate encoded rows into arrays padded to the longest row of the batch.
+
+    ``labels`` become int64 class ids, or float32 ``[batch, labels]`` when rows hold multi-hot lists.
+    """
 
     def collate(rows: List[Dict[str, Any]]) -> Dict[str, np.ndarray]:
         batch = pad_batch(rows, pad_token_id)
         if "labels" in rows[0]:
-            batch["labels"] = np.array([r["labels"] for r in rows], dtype="int64")
+            multi_hot = isinstance(rows[0]["labels"], (list, tuple))
+            batch["labels"] = np.array([r["labels"] for r in rows], dtype="float32" if multi_hot else "int64")
         return batch
 
     return collate
@@ -89,6 +94,11 @@ def compute_metrics(eval_pred: Any) -> Dict[str, float]:
     """``compute_metrics`` hook for the Trainer: logits → accuracy and macro-F1."""
     logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
     return classification_metrics(np.argmax(logits, axis=-1), np.asarray(eval_pred.label_ids).reshape(-1))
+
+
+def is_multi_hot(labels: paddle.Tensor) -> bool:
+    """True for float ``[batch, labels]`` targets (multi-label / hierarchical), False for class ids."""
+    return labels.ndim == 2 and labels.dtype in (paddle.float32, paddle.float64)
 
 
 def _double(inputs: Dict[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
@@ -137,6 +147,8 @@ class PromptTrainer(Trainer):
         """
         inputs = dict(inputs)
         labels = inputs.pop("labels")
+        if is_multi_hot(labels):
+            return self.compute_multilabel_loss(model, inputs, labels, return_outputs)
         args = self.args
         training = model.training
         use_rdrop = training and args.use_rdrop
@@ -156,4 +168,24 @@ class PromptTrainer(Trainer):
             loss = cross_entropy(logits, labels)
         if use_rgl:
             loss = loss + args.alpha_rgl * rgl_loss(hidden, labels)
+        return (loss, (loss, logits)) if return_outputs else loss
+
+    def compute_multilabel_loss(
+        self, model: paddle.nn.Layer, inputs: Dict[str, paddle.Tensor], labels: paddle.Tensor, return_outputs: bool
+    ):
+        """Binary cross-entropy over independent label logits, plus Bernoulli R-Drop when enabled.
+
+        RGL compares single labels of example pairs, so it is refused for multi-hot targets.
+        """
+        args = self.args
+        if model.training and args.use_rgl:
+            raise ValueError("use_rgl works with single-label tasks only; turn it off for multi-label/hierarchical")
+        if model.training and args.use_rdrop:
+            first, second = paddle.split(model(**_double(inputs)), 2, axis=0)
+            loss = 0.5 * (bce_loss(first, labels) + bce_loss(second, labels))
+            loss = loss + args.alpha_rdrop * bernoulli_rdrop_loss(first, second)
+            logits = first
+        else:
+            logits = model(**inputs)
+            loss = bce_loss(logits, labels)
         return (loss, (loss, logits)) if return_outputs else loss

@@ -1,0 +1,360 @@
+"""Training throughput: fewshot's ``PromptClassifier.fit`` against PaddleNLP's ``paddlenlp.prompt``.
+
+Both systems train the same masked LM on the same examples with the same template (one
+``[MASK]``), label words (one character each), batch size, learning rate, steps and seed;
+PaddleNLP's side is its few-shot application's recipe: ``AutoTemplate`` + ``ManualVerbalizer``
++ ``PromptModelForSequenceClassification`` + ``PromptTrainer`` with a ``CrossEntropyLoss``
+criterion over a ``MapDataset`` of ``{"text_a", "labels"}`` dicts. Models are loaded once,
+each system is warmed up, then runs alternate (ours, theirs, ours, theirs, ...) in this one
+process so that a busy machine slows both alike. The samples/s of a run is PaddleNLP
+Trainer's own ``train_samples_per_second`` (steps x batch size / training-loop time), measured
+by the same code for both; "wall s" and "CPU s" cover the whole call, with what each system does
+around the loop (encoding, trainer set-up). Paddle runs single-threaded here (OMP_NUM_THREADS=1),
+so samples per CPU-second is a second ratio that other people's jobs on the machine barely move.
+"train loss" is the mean over a run's steps; runs continue training the same model, so a falling
+loss shows both learn. (PaddleNLP starts higher: its prompt tokenizer gives ``[SEP]`` position 0.)
+
+Defaults: ``../shared/models/zh-ernie-tiny`` and FewCLUE TNEWS ``train_0.json`` when the shared
+folder is present, else a random ERNIE of the same size and generated Chinese texts.
+
+    /work/venv/bin/python benchmarks/train_speed.py [--steps 60] [--batch-size 8] [--model DIR] [--data FILE]
+
+The last line is ``ratio ours/paddlenlp samples/s: 1.42x (target >= 1.3x)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED_MODEL = SHARED / "models" / "zh-ernie-tiny"
+SHARED_DATA = SHARED / "fewclue" / "tnews" / "train_0.json"
+TEMPLATE = "{'text': 'text_a'}这条新闻的主题是{'mask'}"
+MAX_SEQ_LENGTH = 128
+TARGET_RATIO = 1.3
+TNEWS_LABEL_WORDS: Dict[str, str] = {
+    "news_story": "故事",
+    "news_culture": "文化",
+    "news_entertainment": "娱乐",
+    "news_sports": "体育",
+    "news_finance": "财经",
+    "news_house": "房产",
+    "news_car": "汽车",
+    "news_edu": "教育",
+    "news_tech": "科技",
+    "news_military": "军事",
+    "news_travel": "旅游",
+    "news_world": "国际",
+    "news_stock": "股票",
+    "news_agriculture": "农业",
+    "news_game": "电竞",
+}
+GENERATED_TOPICS: Dict[str, str] = {
+    "news_sports": "球赛冠军比分教练队员进攻",
+    "news_finance": "股价银行利率投资基金市场",
+    "news_car": "汽车新车油耗驾驶司机车型",
+    "news_edu": "学校老师考试学生课程高考",
+    "news_game": "电竞玩家游戏战队比赛版本",
+}
+"""Label → cue characters of the generated fallback texts."""
+
+
+@dataclass
+class Workload:
+    """What both systems train on: a model directory, examples and one label character per label."""
+
+    model_dir: Path
+    examples: List[Any]
+    label_chars: Dict[str, str]
+    model_source: str
+    data_source: str
+
+
+@dataclass
+class RunResult:
+    """One training run of one system."""
+
+    system: str
+    run: str
+    steps: int
+    batch_size: int
+    train_runtime: float
+    wall_seconds: float
+    cpu_seconds: float
+    train_loss: float
+
+    @property
+    def samples_per_second(self) -> float:
+        """Training-loop throughput, as PaddleNLP's Trainer reports it."""
+        return self.steps * self.batch_size / self.train_runtime
+
+    @property
+    def samples_per_cpu_second(self) -> float:
+        """Samples per second of process CPU time over the whole call."""
+        return self.steps * self.batch_size / self.cpu_seconds
+
+
+@dataclass
+class TrainSettings:
+    """Training settings shared by both systems."""
+
+    batch_size: int
+    learning_rate: float
+    logging_steps: int
+    seed: int
+
+    def trainer_kwargs(self, steps: int) -> Dict[str, Any]:
+        """``TrainingArguments`` fields common to both trainers."""
+        return dict(
+            max_steps=steps,
+            per_device_train_batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            logging_steps=self.logging_steps,
+            seed=self.seed,
+            disable_tqdm=True,
+            evaluation_strategy="no",
+            save_strategy="no",
+            report_to=[],
+        )
+
+
+def first_chars(label_words: Dict[str, str], labels: Sequence[str]) -> Dict[str, str]:
+    """The first character of each label's word: with one ``[MASK]`` a word is one token."""
+    return {label: label_words[label][0] for label in labels}
+
+
+def generated_texts(n_per_label: int, seed: int) -> List[tuple]:
+    """``(text, label)`` pairs of TNEWS-like length (16-30 characters) mixing cues and filler."""
+    import random
+
+    filler = "的一是在了有和人这中大上个我他来们到地出就对会可年同工也能下过子说种面而方后多定行"
+    rng = random.Random(seed)
+    rows = []
+    for label, cues in GENERATED_TOPICS.items():
+        for _ in range(n_per_label):
+            chars = [rng.choice(filler) for _ in range(rng.randint(12, 24))]
+            for cue in rng.sample(cues, rng.randint(4, 6)):
+                chars.insert(rng.randint(0, len(chars)), cue)
+            rows.append(("".join(chars), label))
+    rng.shuffle(rows)
+    return rows
+
+
+def build_fallback_model(out_dir: Path, texts: Sequence[str], seed: int) -> Path:
+    """A randomly initialised ERNIE masked LM the size of zh-ernie-tiny, over the texts' characters."""
+    from fewshot.testing import build_tiny_model
+
+    build_tiny_model(
+        out_dir,
+        list(texts) + [TEMPLATE],
+        hidden_size=256,
+        num_layers=4,
+        num_heads=4,
+        intermediate_size=1024,
+        max_position_embeddings=512,
+        seed=seed,
+    )
+    return out_dir
+
+
+def load_workload(model: Optional[str], data: Optional[str], seed: int, scratch: Path) -> Workload:
+    """Resolve ``--model``/``--data`` (default: the shared folder, else generated) into a Workload."""
+    from fewshot.data import Example, read_jsonl
+
+    data_path = Path(data) if data else (SHARED_DATA if SHARED_DATA.is_file() else None)
+    if data_path is not None:
+        examples = read_jsonl(data_path)
+        unknown = sorted({e.label for e in examples} - set(TNEWS_LABEL_WORDS))
+        if unknown:
+            raise SystemExit(f"{data_path}: labels {', '.join(unknown)} have no TNEWS label word")
+        data_source = str(data_path)
+    else:
+        examples = [Example(text, label=label) for text, label in generated_texts(48, seed)]
+        data_source = f"generated ({len(examples)} texts, {len(GENERATED_TOPICS)} labels)"
+    labels = [label for label in TNEWS_LABEL_WORDS if any(e.label == label for e in examples)]
+    label_chars = first_chars(TNEWS_LABEL_WORDS, labels)
+
+    model_path = Path(model) if model else (SHARED_MODEL if SHARED_MODEL.is_dir() else None)
+    if model_path is not None:
+        model_source = str(model_path)
+    else:
+        texts = [e.text_a for e in examples] + list(label_chars.values())
+        model_path = build_fallback_model(scratch / "tiny-ernie", texts, seed)
+        model_source = "random ERNIE, 4 layers, hidden 256 (no shared model found)"
+    return Workload(model_path, examples, label_chars, model_source, data_source)
+
+
+class FewshotSystem:
+    """Ours: ``PromptClassifier`` with a manual verbalizer, trained by ``fit``."""
+
+    name = "fewshot"
+
+    def __init__(self, work: Workload, settings: TrainSettings):
+        from fewshot.classifier import PromptClassifier
+
+        self.examples = work.examples
+        self.settings = settings
+        self.classifier = PromptClassifier(
+            str(work.model_dir),
+            labels={label: [char] for label, char in work.label_chars.items()},
+            template=TEMPLATE,
+            verbalizer="manual",
+            max_seq_length=MAX_SEQ_LENGTH,
+            seed=settings.seed,
+        )
+
+    def train(self, steps: int) -> Dict[str, Any]:
+        """Train ``steps`` more steps; PaddleNLP Trainer's metrics."""
+        return self.classifier.fit(self.examples, **self.settings.trainer_kwargs(steps))
+
+
+class PaddleNLPSystem:
+    """Theirs: PaddleNLP's few-shot recipe with ``paddlenlp.prompt``."""
+
+    name = "paddlenlp"
+
+    def __init__(self, work: Workload, settings: TrainSettings):
+        import paddle
+        from paddlenlp.prompt import AutoTemplate, ManualVerbalizer, PromptModelForSequenceClassification
+        from paddlenlp.transformers import AutoModelForMaskedLM, AutoTokenizer
+
+        self.settings = settings
+        paddle.seed(settings.seed)
+        plm = AutoModelForMaskedLM.from_pretrained(str(work.model_dir))
+        self.tokenizer = AutoTokenizer.from_pretrained(str(work.model_dir))
+        template = AutoTemplate.create_from(TEMPLATE, self.tokenizer, MAX_SEQ_LENGTH, model=plm)
+        verbalizer = ManualVerbalizer(work.label_chars, self.tokenizer)
+        self.model = PromptModelForSequenceClassification(plm, template, verbalizer)
+        self.rows = [{"text_a": e.text_a, "labels": verbalizer.labels_to_ids[e.label]} for e in work.examples]
+
+    def train(self, steps: int) -> Dict[str, Any]:
+        """Train ``steps`` more steps; PaddleNLP Trainer's metrics."""
+        import paddle
+        from paddlenlp.datasets import MapDataset
+        from paddlenlp.prompt import PromptTrainer, PromptTuningArguments
+
+        with tempfile.TemporaryDirectory(prefix="paddlenlp-prompt-") as output_dir:
+            args = PromptTuningArguments(
+                output_dir=output_dir,
+                max_seq_length=MAX_SEQ_LENGTH,
+                do_train=True,
+                **self.settings.trainer_kwargs(steps),
+            )
+            trainer = PromptTrainer(
+                model=self.model,
+                tokenizer=self.tokenizer,
+                criterion=paddle.nn.CrossEntropyLoss(),
+                args=args,
+                train_dataset=MapDataset(list(self.rows)),
+            )
+            return trainer.train().metrics
+
+
+def timed_run(system: Any, run: str, steps: int, batch_size: int) -> RunResult:
+    """Train ``system`` for ``steps`` steps and collect its speed and loss."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    metrics = system.train(steps)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return RunResult(
+        system=system.name,
+        run=run,
+        steps=steps,
+        batch_size=batch_size,
+        train_runtime=float(metrics["train_runtime"]),
+        wall_seconds=wall,
+        cpu_seconds=cpu,
+        train_loss=float(metrics["train_loss"]),
+    )
+
+
+def quiet_logs() -> None:
+    """Silence PaddleNLP's per-run banners so the table stays readable."""
+    from paddlenlp.utils.log import logger
+
+    logger.set_level("WARNING")
+    logging.getLogger("fewshot").setLevel(logging.WARNING)
+
+
+def format_table(results: Sequence[RunResult]) -> str:
+    """Results as a fixed-width table."""
+    header = (
+        f"{'system':<10} {'run':<7} {'steps':>5} {'loop s':>7} {'samples/s':>9} "
+        f"{'wall s':>7} {'CPU s':>7} {'samples/CPU-s':>13} {'train loss':>10}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in results:
+        lines.append(
+            f"{r.system:<10} {r.run:<7} {r.steps:>5} {r.train_runtime:>7.2f} {r.samples_per_second:>9.1f} "
+            f"{r.wall_seconds:>7.2f} {r.cpu_seconds:>7.2f} {r.samples_per_cpu_second:>13.1f} {r.train_loss:>10.4f}"
+        )
+    return "\n".join(lines)
+
+
+def median_of(results: Sequence[RunResult], system: str, field: str) -> float:
+    """Median of one field or property over a system's measured (not warm-up) runs."""
+    return statistics.median(getattr(r, field) for r in results if r.system == system and r.run != "warmup")
+
+
+def ratio_of(results: Sequence[RunResult], field: str) -> float:
+    """Median of ``field`` for fewshot over its median for PaddleNLP."""
+    return median_of(results, FewshotSystem.name, field) / median_of(results, PaddleNLPSystem.name, field)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=60, help="training steps per measured run (default 60)")
+    parser.add_argument("--batch-size", type=int, default=8, help="per-device train batch size (default 8)")
+    parser.add_argument("--model", help=f"ERNIE masked-LM directory (default {SHARED_MODEL} if present)")
+    parser.add_argument("--data", help=f"FewCLUE TNEWS JSON lines (default {SHARED_DATA} if present)")
+    parser.add_argument("--repeats", type=int, default=2, help="measured runs per system, alternating (default 2)")
+    parser.add_argument("--warmup-steps", type=int, default=5, help="steps of the unmeasured first run (default 5)")
+    parser.add_argument("--learning-rate", type=float, default=5e-5, help="learning rate (default 5e-5)")
+    parser.add_argument("--seed", type=int, default=42)
+    return parser.parse_args(argv)
+
+
+def measure(systems: Sequence[Any], args: argparse.Namespace) -> List[RunResult]:
+    """A warm-up run of each system, then ``args.repeats`` rounds of one run each, alternating."""
+    results = [timed_run(s, "warmup", args.warmup_steps, args.batch_size) for s in systems]
+    for repeat in range(1, args.repeats + 1):
+        results += [timed_run(s, str(repeat), args.steps, args.batch_size) for s in systems]
+    return results
+
+
+def print_report(work: Workload, args: argparse.Namespace, results: Sequence[RunResult]) -> None:
+    """The set-up, the table, and the ratio lines (the last one is the target check)."""
+    print(f"model: {work.model_source}")
+    print(f"data:  {work.data_source}, {len(work.examples)} examples, {len(work.label_chars)} labels")
+    print(f"template: {TEMPLATE}  max_seq_length={MAX_SEQ_LENGTH} batch={args.batch_size} lr={args.learning_rate}")
+    print()
+    print(format_table(results))
+    print()
+    ours = median_of(results, FewshotSystem.name, "samples_per_second")
+    theirs = median_of(results, PaddleNLPSystem.name, "samples_per_second")
+    print(f"median samples/s: fewshot {ours:.1f}, paddlenlp {theirs:.1f}")
+    print(
+        f"other ratios ours/paddlenlp: samples per CPU-second {ratio_of(results, 'samples_per_cpu_second'):.2f}x, "
+        f"whole-call wall time {1 / ratio_of(results, 'wall_seconds'):.2f}x"
+    )
+    print(f"ratio ours/paddlenlp samples/s: {ours / theirs:.2f}x (target >= {TARGET_RATIO}x)")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    quiet_logs()
+    settings = TrainSettings(args.batch_size, args.learning_rate, logging_steps=10, seed=args.seed)
+    with tempfile.TemporaryDirectory(prefix="train-speed-") as scratch:
+        work = load_workload(args.model, args.data, args.seed, Path(scratch))
+        results = measure([FewshotSystem(work, settings), PaddleNLPSystem(work, settings)], args)
+    print_report(work, args, results)
+
+
+if __name__ == "__main__":
+    main()
