@@ -9,15 +9,16 @@ each system is warmed up, then runs alternate (ours, theirs, ours, theirs, ...) 
 process so that a busy machine slows both alike. The samples/s of a run is PaddleNLP
 Trainer's own ``train_samples_per_second`` (steps x batch size / training-loop time), measured
 by the same code for both; "wall s" and "CPU s" cover the whole call, with what each system does
-around the loop (encoding, trainer set-up). Paddle runs single-threaded here (OMP_NUM_THREADS=1),
-so samples per CPU-second is a second ratio that other people's jobs on the machine barely move.
+around the loop (encoding, trainer set-up). With Paddle on one thread (OMP_NUM_THREADS=1 here),
+samples per CPU-second is a second ratio, less moved by other jobs on the machine (not immune:
+cores share caches).
 "train loss" is the mean over a run's steps; runs continue training the same model, so a falling
 loss shows both learn. (PaddleNLP starts higher: its prompt tokenizer gives ``[SEP]`` position 0.)
 
 Defaults: ``../shared/models/zh-ernie-tiny`` and FewCLUE TNEWS ``train_0.json`` when the shared
 folder is present, else a random ERNIE of the same size and generated Chinese texts.
 
-    /work/venv/bin/python benchmarks/train_speed.py [--steps 60] [--batch-size 8] [--model DIR] [--data FILE]
+    /work/venv/bin/python benchmarks/train_speed.py [--steps 30] [--batch-size 8] [--model DIR] [--data FILE]
 
 The last line is ``ratio ours/paddlenlp samples/s: 1.42x (target >= 1.3x)``.
 """
@@ -26,12 +27,29 @@ from __future__ import annotations
 
 import argparse
 import logging
+import random
 import statistics
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
+
+import paddle
+from paddlenlp.datasets import MapDataset
+from paddlenlp.prompt import (
+    AutoTemplate,
+    ManualVerbalizer,
+    PromptModelForSequenceClassification,
+    PromptTrainer,
+    PromptTuningArguments,
+)
+from paddlenlp.transformers import AutoModelForMaskedLM, AutoTokenizer
+from paddlenlp.utils.log import logger as paddlenlp_logger
+
+from fewshot.classifier import PromptClassifier
+from fewshot.data import Example, read_jsonl
+from fewshot.testing import build_tiny_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_MODEL = SHARED / "models" / "zh-ernie-tiny"
@@ -71,7 +89,7 @@ class Workload:
     """What both systems train on: a model directory, examples and one label character per label."""
 
     model_dir: Path
-    examples: List[Any]
+    examples: List[Example]
     label_chars: Dict[str, str]
     model_source: str
     data_source: str
@@ -130,10 +148,8 @@ def first_chars(label_words: Dict[str, str], labels: Sequence[str]) -> Dict[str,
     return {label: label_words[label][0] for label in labels}
 
 
-def generated_texts(n_per_label: int, seed: int) -> List[tuple]:
+def generated_texts(n_per_label: int, seed: int) -> List[Tuple[str, str]]:
     """``(text, label)`` pairs of TNEWS-like length (16-30 characters) mixing cues and filler."""
-    import random
-
     filler = "的一是在了有和人这中大上个我他来们到地出就对会可年同工也能下过子说种面而方后多定行"
     rng = random.Random(seed)
     rows = []
@@ -149,8 +165,6 @@ def generated_texts(n_per_label: int, seed: int) -> List[tuple]:
 
 def build_fallback_model(out_dir: Path, texts: Sequence[str], seed: int) -> Path:
     """A randomly initialised ERNIE masked LM the size of zh-ernie-tiny, over the texts' characters."""
-    from fewshot.testing import build_tiny_model
-
     build_tiny_model(
         out_dir,
         list(texts) + [TEMPLATE],
@@ -164,31 +178,44 @@ def build_fallback_model(out_dir: Path, texts: Sequence[str], seed: int) -> Path
     return out_dir
 
 
-def load_workload(model: Optional[str], data: Optional[str], seed: int, scratch: Path) -> Workload:
-    """Resolve ``--model``/``--data`` (default: the shared folder, else generated) into a Workload."""
-    from fewshot.data import Example, read_jsonl
-
-    data_path = Path(data) if data else (SHARED_DATA if SHARED_DATA.is_file() else None)
-    if data_path is not None:
-        examples = read_jsonl(data_path)
-        unknown = sorted({e.label for e in examples} - set(TNEWS_LABEL_WORDS))
-        if unknown:
-            raise SystemExit(f"{data_path}: labels {', '.join(unknown)} have no TNEWS label word")
-        data_source = str(data_path)
-    else:
+def load_examples(data: Optional[str], seed: int) -> Tuple[List[Example], str]:
+    """Examples from ``--data`` (default: shared TNEWS train_0) or generated, and where they came from."""
+    path = Path(data) if data else (SHARED_DATA if SHARED_DATA.is_file() else None)
+    if path is None:
         examples = [Example(text, label=label) for text, label in generated_texts(48, seed)]
-        data_source = f"generated ({len(examples)} texts, {len(GENERATED_TOPICS)} labels)"
+        return examples, f"generated ({len(examples)} texts, {len(GENERATED_TOPICS)} labels)"
+    examples = read_jsonl(path)
+    unknown = sorted({e.label for e in examples} - set(TNEWS_LABEL_WORDS))
+    if unknown:
+        raise SystemExit(f"{path}: labels {', '.join(unknown)} have no TNEWS label word")
+    return examples, str(path)
+
+
+def resolve_model(model: Optional[str], texts: Sequence[str], seed: int, scratch: Path) -> Tuple[Path, str]:
+    """The ``--model`` directory (default: shared zh-ernie-tiny, else one built in ``scratch``) and a description."""
+    path = Path(model) if model else (SHARED_MODEL if SHARED_MODEL.is_dir() else None)
+    if path is not None:
+        return path, str(path)
+    built = build_fallback_model(scratch / "tiny-ernie", texts, seed)
+    return built, "random ERNIE, 4 layers, hidden 256 (no shared model found)"
+
+
+def load_workload(model: Optional[str], data: Optional[str], seed: int, scratch: Path) -> Workload:
+    """Resolve ``--model`` and ``--data`` into what both systems train on."""
+    examples, data_source = load_examples(data, seed)
     labels = [label for label in TNEWS_LABEL_WORDS if any(e.label == label for e in examples)]
     label_chars = first_chars(TNEWS_LABEL_WORDS, labels)
+    texts = [e.text_a for e in examples] + list(label_chars.values())
+    model_dir, model_source = resolve_model(model, texts, seed, scratch)
+    return Workload(model_dir, examples, label_chars, model_source, data_source)
 
-    model_path = Path(model) if model else (SHARED_MODEL if SHARED_MODEL.is_dir() else None)
-    if model_path is not None:
-        model_source = str(model_path)
-    else:
-        texts = [e.text_a for e in examples] + list(label_chars.values())
-        model_path = build_fallback_model(scratch / "tiny-ernie", texts, seed)
-        model_source = "random ERNIE, 4 layers, hidden 256 (no shared model found)"
-    return Workload(model_path, examples, label_chars, model_source, data_source)
+
+class TrainingSystem(Protocol):
+    """A loaded model with a trainer; ``train`` goes on training it and returns the Trainer's metrics."""
+
+    name: str
+
+    def train(self, steps: int) -> Dict[str, Any]: ...
 
 
 class FewshotSystem:
@@ -197,8 +224,6 @@ class FewshotSystem:
     name = "fewshot"
 
     def __init__(self, work: Workload, settings: TrainSettings):
-        from fewshot.classifier import PromptClassifier
-
         self.examples = work.examples
         self.settings = settings
         self.classifier = PromptClassifier(
@@ -221,10 +246,6 @@ class PaddleNLPSystem:
     name = "paddlenlp"
 
     def __init__(self, work: Workload, settings: TrainSettings):
-        import paddle
-        from paddlenlp.prompt import AutoTemplate, ManualVerbalizer, PromptModelForSequenceClassification
-        from paddlenlp.transformers import AutoModelForMaskedLM, AutoTokenizer
-
         self.settings = settings
         paddle.seed(settings.seed)
         plm = AutoModelForMaskedLM.from_pretrained(str(work.model_dir))
@@ -236,10 +257,6 @@ class PaddleNLPSystem:
 
     def train(self, steps: int) -> Dict[str, Any]:
         """Train ``steps`` more steps; PaddleNLP Trainer's metrics."""
-        import paddle
-        from paddlenlp.datasets import MapDataset
-        from paddlenlp.prompt import PromptTrainer, PromptTuningArguments
-
         with tempfile.TemporaryDirectory(prefix="paddlenlp-prompt-") as output_dir:
             args = PromptTuningArguments(
                 output_dir=output_dir,
@@ -257,7 +274,7 @@ class PaddleNLPSystem:
             return trainer.train().metrics
 
 
-def timed_run(system: Any, run: str, steps: int, batch_size: int) -> RunResult:
+def timed_run(system: TrainingSystem, run: str, steps: int, batch_size: int) -> RunResult:
     """Train ``system`` for ``steps`` steps and collect its speed and loss."""
     wall, cpu = time.perf_counter(), time.process_time()
     metrics = system.train(steps)
@@ -276,9 +293,7 @@ def timed_run(system: Any, run: str, steps: int, batch_size: int) -> RunResult:
 
 def quiet_logs() -> None:
     """Silence PaddleNLP's per-run banners so the table stays readable."""
-    from paddlenlp.utils.log import logger
-
-    logger.set_level("WARNING")
+    paddlenlp_logger.set_level("WARNING")
     logging.getLogger("fewshot").setLevel(logging.WARNING)
 
 
@@ -309,18 +324,18 @@ def ratio_of(results: Sequence[RunResult], field: str) -> float:
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=60, help="training steps per measured run (default 60)")
+    parser.add_argument("--steps", type=int, default=30, help="training steps per measured run (default 30)")
     parser.add_argument("--batch-size", type=int, default=8, help="per-device train batch size (default 8)")
     parser.add_argument("--model", help=f"ERNIE masked-LM directory (default {SHARED_MODEL} if present)")
     parser.add_argument("--data", help=f"FewCLUE TNEWS JSON lines (default {SHARED_DATA} if present)")
-    parser.add_argument("--repeats", type=int, default=2, help="measured runs per system, alternating (default 2)")
+    parser.add_argument("--repeats", type=int, default=3, help="measured runs per system, alternating (default 3)")
     parser.add_argument("--warmup-steps", type=int, default=5, help="steps of the unmeasured first run (default 5)")
     parser.add_argument("--learning-rate", type=float, default=5e-5, help="learning rate (default 5e-5)")
     parser.add_argument("--seed", type=int, default=42)
     return parser.parse_args(argv)
 
 
-def measure(systems: Sequence[Any], args: argparse.Namespace) -> List[RunResult]:
+def measure(systems: Sequence[TrainingSystem], args: argparse.Namespace) -> List[RunResult]:
     """A warm-up run of each system, then ``args.repeats`` rounds of one run each, alternating."""
     results = [timed_run(s, "warmup", args.warmup_steps, args.batch_size) for s in systems]
     for repeat in range(1, args.repeats + 1):

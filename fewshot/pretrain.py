@@ -45,7 +45,6 @@ from paddlenlp.trainer.trainer_utils import get_last_checkpoint
 from .atomic import atomic_directory
 from .corpus import (
     Corpus,
-    CorpusError,
     CorpusStats,
     TokenizedSentence,
     add_corpus_arguments,
@@ -119,7 +118,9 @@ class PretrainConfig:
                 raise PretrainError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if not 0 < self.mask_ratio < 1:
             raise PretrainError(f"--mask-ratio must be between 0 and 1, got {self.mask_ratio}")
-        if self.eval_steps < 0 or (self.eval_steps and not 0 < self.eval_ratio < 1):
+        if self.eval_steps < 0:
+            raise PretrainError(f"--eval-steps must be 0 (no evaluation) or positive, got {self.eval_steps}")
+        if self.eval_steps and not 0 < self.eval_ratio < 1:
             raise PretrainError(f"--eval-ratio must be between 0 and 1 with --eval-steps, got {self.eval_ratio}")
         if self.resume and self.overwrite:
             raise PretrainError("--resume and --overwrite exclude each other")

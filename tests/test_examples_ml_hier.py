@@ -10,7 +10,7 @@ from typing import Callable, Dict, List
 
 import pytest
 
-from fewshot.data import read_tsv
+from fewshot.data import Example, read_tsv
 from fewshot.hierarchy import HierarchyTask, read_hierarchy
 from fewshot.labels import read_label_words
 from fewshot.multilabel import MultiLabelTask
@@ -30,22 +30,29 @@ def load_module(name: str, filename: str) -> ModuleType:
 
 
 def hierarchy_validator(folder: Path) -> Callable[[str, str], None]:
+    """Row-label validator of the hierarchical example (every field must be a path of label.txt)."""
     return HierarchyTask(read_hierarchy(folder / "label.txt")).check
 
 
 def multilabel_validator(folder: Path) -> Callable[[str, str], None]:
+    """Row-label validator of the multi-label example (every field a ','-joined set of label.txt labels)."""
     return MultiLabelTask(list(read_label_words(folder / "label.txt"))).check
 
 
 def label_words(name: str) -> Dict[str, List[str]]:
+    """``{label or node: [words]}`` of an example's label.txt."""
     folder = EXAMPLES / name
-    return read_hierarchy(folder / "label.txt").words if name == "hierarchical" else read_label_words(folder / "label.txt")
+    if name == "hierarchical":
+        return read_hierarchy(folder / "label.txt").words
+    return read_label_words(folder / "label.txt")
 
 
 VALIDATORS = {"hierarchical": hierarchy_validator, "multilabel": multilabel_validator}
+HEADERS = {"hierarchical": "| test | level 1 acc |", "multilabel": "| test | micro-F1 |"}
 
 
-def read_split(name: str, split: str) -> List:
+def read_split(name: str, split: str) -> List[Example]:
+    """An example's ``<split>.txt``, every label validated against its label.txt."""
     folder = EXAMPLES / name
     return read_tsv(folder / f"{split}.txt", labels=VALIDATORS[name](folder))
 
@@ -77,13 +84,14 @@ def test_texts_are_in_the_zh_ernie_tiny_vocabulary(name):
         pytest.skip("../shared/models/zh-ernie-tiny is not present")
     vocab = set(ZH_ERNIE_TINY_VOCAB.read_text(encoding="utf-8").split("\n"))
     module = load_module(name, "train.py")
-    chars = set(re.sub(r"\{[^}]*\}", "", module.TEMPLATE)) | {c for ws in label_words(name).values() for w in ws for c in w}
+    chars = set(re.sub(r"\{[^}]*\}", "", module.TEMPLATE))
+    chars |= {c for words in label_words(name).values() for word in words for c in word}
     chars |= {c for split in SPLITS for e in read_split(name, split) for c in e.text_a}
     assert sorted(chars - vocab) == []
 
 
-@pytest.mark.parametrize("name, header", [("hierarchical", "| test | level 1 acc |"), ("multilabel", "| test | micro-F1 |")])
-def test_train_script_runs_two_steps_with_a_tiny_model(name, header, tmp_path, capsys):
+@pytest.mark.parametrize("name", sorted(VALIDATORS))
+def test_train_script_runs_two_steps_with_a_tiny_model(name, tmp_path, capsys):
     module = load_module(name, "train.py")
     texts = [module.TEMPLATE] + [w for ws in label_words(name).values() for w in ws]
     texts += [e.text_a for split in SPLITS for e in read_split(name, split)]
@@ -92,6 +100,7 @@ def test_train_script_runs_two_steps_with_a_tiny_model(name, header, tmp_path, c
     status = module.main(["--model", model, "--max_steps", "2", "--batch_size", "4", "--output", str(output)])
     printed = capsys.readouterr().out
     assert status == 0
-    assert header in printed and "| default thresholds (0.5) |" in printed and "| thresholds tuned on dev |" in printed
+    assert HEADERS[name] in printed
+    assert "| default thresholds (0.5) |" in printed and "| thresholds tuned on dev |" in printed
     assert (output / "fewshot_config.json").is_file() and (output / "plm" / "model_state.pdparams").is_file()
     assert (output / "test_metrics.json").is_file()

@@ -1,6 +1,7 @@
 """``method="prompt"|"finetune"|"zeroshot"`` and zero-shot calibration, on a tiny model."""
 
 import numpy as np
+import paddle
 import pytest
 
 from fewshot.classifier import PromptClassifier, text_only_template
@@ -61,8 +62,6 @@ def test_finetune_learns_and_round_trips(tiny_model_dir, separable_task, tmp_pat
 def test_finetune_returns_cls_hidden_for_rgl(tiny_model_dir, separable_task):
     train, _, words = separable_task
     clf = _clf(tiny_model_dir, words, method="finetune")
-    import paddle
-
     batch = {k: paddle.to_tensor(v) for k, v in pad_batch(clf.encode(train[:4]), 0).items()}
     logits, hidden = clf.model(**batch, return_hidden=True)
     assert logits.shape == [4, 3] and hidden.shape == [4, 32]
