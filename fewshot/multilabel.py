@@ -129,6 +129,7 @@ class MultiLabelHead(nn.Layer):
 
     ``log_odds=True`` (manual verbalizer): the score ``s = log p`` becomes ``log p - log(1 - p)``;
     ``log_odds=False`` (soft verbalizer): the score is used as is. A per-label bias is added.
+    ``log1p(-exp(s))`` rather than ``log(-expm1(s))``: paddle2onnx cannot convert ``expm1``.
     """
 
     def __init__(self, verbalizer: nn.Layer, num_labels: int, log_odds: bool):
@@ -151,7 +152,7 @@ class MultiLabelHead(nn.Layer):
         scores = self.inner(mask_hidden)
         if self.log_odds:
             scores = paddle.clip(scores, max=-_LOG_ODDS_CLIP)
-            scores = scores - paddle.log(-paddle.expm1(scores))
+            scores = scores - paddle.log1p(-paddle.exp(scores))
         return scores + self.bias
 
 

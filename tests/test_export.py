@@ -187,9 +187,11 @@ def test_importing_inference_does_not_import_paddle():
     [
         (dict(method="zeroshot", calibrate=True), "multi_class"),
         (dict(multi_label=True, thresholds=[0.2, 0.5, 0.8], verbalizer="soft"), "multi_label"),
+        (dict(multi_label=True, thresholds=[0.2, 0.5, 0.8]), "multi_label"),
         (dict(hierarchical=True, labels=["体育##跑", "体育##雨", "财经##钱"], verbalizer="soft"), "hierarchical"),
+        (dict(hierarchical=True, labels=["体育##跑", "体育##雨", "财经##钱"]), "hierarchical"),
     ],
-    ids=["calibrated-zeroshot", "multi-label", "hierarchical"],
+    ids=["calibrated-zeroshot", "multi-label-soft", "multi-label-manual", "hierarchical-soft", "hierarchical-manual"],
 )
 def test_other_tasks_predict_like_the_classifier(tiny_model_dir, separable_task, tmp_path, options, task):
     _, test, words = separable_task
