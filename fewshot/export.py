@@ -43,7 +43,8 @@ from .inference import (
     BundleEncoder,
     load_wordpiece,
 )
-from .model import PromptModel, gather_positions
+from .encoder_forward import encode_at_positions
+from .model import PromptModel
 
 if TYPE_CHECKING:
     from .classifier import PromptClassifier
@@ -88,9 +89,9 @@ class InferenceGraph(nn.Layer):
         masked_positions: paddle.Tensor,
     ) -> paddle.Tensor:
         embeds = F.embedding(input_ids, self.word_embeddings)
-        out = self.encoder(inputs_embeds=embeds, token_type_ids=token_type_ids, attention_mask=attention_mask)
-        sequence = out[0] if isinstance(out, (tuple, list)) else out.last_hidden_state
-        logits = self.verbalizer(gather_positions(sequence, masked_positions))
+        hidden = encode_at_positions(self.encoder, masked_positions, attention_mask,
+                                     inputs_embeds=embeds, token_type_ids=token_type_ids)
+        logits = self.verbalizer(hidden)
         if self.calibrated:
             logits = logits - self.log_prior
         return F.softmax(logits, axis=-1) if self.activation == "softmax" else F.sigmoid(logits)

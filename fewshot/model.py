@@ -11,16 +11,11 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
+from .encoder_forward import encode_at_positions
 from .encoders import SoftPrompt
 from .template import Template
 
 INPUT_NAMES = ("input_ids", "token_type_ids", "position_ids", "attention_mask", "soft_token_ids", "masked_positions")
-
-
-def gather_positions(sequence: paddle.Tensor, positions: paddle.Tensor) -> paddle.Tensor:
-    """``[batch, seq, hidden]`` at ``[batch, k]`` positions → ``[batch, k, hidden]``."""
-    index = positions.unsqueeze(-1).expand([positions.shape[0], positions.shape[1], sequence.shape[-1]])
-    return paddle.take_along_axis(sequence, index, axis=1)
 
 
 class PromptModel(nn.Layer):
@@ -81,11 +76,10 @@ class PromptModel(nn.Layer):
         """Encoder hidden states at the mask slots, ``[batch, num_masks, hidden]``."""
         kwargs = dict(token_type_ids=token_type_ids, position_ids=position_ids, attention_mask=attention_mask)
         if self.soft_prompt is not None:
-            out = self.encoder(inputs_embeds=self.embed(input_ids, soft_token_ids), **kwargs)
+            kwargs["inputs_embeds"] = self.embed(input_ids, soft_token_ids)
         else:
-            out = self.encoder(input_ids=input_ids, **kwargs)
-        sequence = out[0] if isinstance(out, (tuple, list)) else out.last_hidden_state
-        return gather_positions(sequence, masked_positions)
+            kwargs["input_ids"] = input_ids
+        return encode_at_positions(self.encoder, masked_positions, **kwargs)
 
     def forward(
         self,
@@ -142,11 +136,13 @@ class ClsHeadModel(nn.Layer):
         masked_positions: Optional[paddle.Tensor] = None,
         return_hidden: bool = False,
     ) -> Union[paddle.Tensor, Tuple[paddle.Tensor, paddle.Tensor]]:
-        out = self.encoder(
-            input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids, attention_mask=attention_mask
-        )
-        sequence = out[0] if isinstance(out, (tuple, list)) else out.last_hidden_state
-        cls = sequence[:, 0]
+        if attention_mask is None:
+            attention_mask = (input_ids != self.encoder.config.pad_token_id).astype("int64")
+        first = paddle.zeros([input_ids.shape[0], 1], dtype="int64")
+        cls = encode_at_positions(
+            self.encoder, first, attention_mask,
+            input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids,
+        )[:, 0]
         logits = self.classifier(self.dropout(cls))
         if return_hidden:
             return logits, cls

@@ -33,7 +33,7 @@ def test_learns_separable_task_and_reloads_identically(tiny_model_dir, separable
     train, test, words = separable_task
     clf = _clf(tiny_model_dir, words)
     before = clf.evaluate(test)["accuracy"]
-    clf.fit(train, max_steps=60, learning_rate=5e-3, per_device_train_batch_size=8, seed=0, **FAST)
+    clf.fit(train, max_steps=100, learning_rate=5e-3, per_device_train_batch_size=8, seed=0, **FAST)
     metrics = clf.evaluate(test, report=True)
     assert metrics["accuracy"] >= 0.9, (before, metrics)
     assert set(metrics["per_class"]) >= set(words)
@@ -49,7 +49,7 @@ def test_soft_verbalizer_and_lstm_soft_prompt_train_and_round_trip(tiny_model_di
     train, test, words = separable_task
     template = "{'soft': None, 'length': 2, 'encoder': 'lstm', 'hidden_size': 16}{'text': 'text_a'}{'mask'}{'mask'}"
     clf = _clf(tiny_model_dir, words, template=template, verbalizer="soft")
-    clf.fit(train, max_steps=60, learning_rate=5e-3, ppt_learning_rate=1e-2, seed=0, **FAST)
+    clf.fit(train, max_steps=100, learning_rate=5e-3, ppt_learning_rate=3e-3, seed=0, **FAST)
     assert clf.evaluate(test)["accuracy"] >= 0.9
     clf.save(tmp_path / "soft")
     again = PromptClassifier.load(tmp_path / "soft")
@@ -155,7 +155,7 @@ def test_fewshot_train_cli_writes_loadable_model_and_metrics(tiny_model_dir, sep
     code = train_main([
         "--train", str(tmp_path / "train.txt"), "--dev", str(tmp_path / "dev.txt"),
         "--labels", str(tmp_path / "label.txt"), "--model", tiny_model_dir, "--template", TEMPLATE,
-        "--output", str(tmp_path / "out"), "--max-steps", "60", "--seed", "0", "--learning-rate", "5e-3", "--max-seq-length", "32",
+        "--output", str(tmp_path / "out"), "--max-steps", "100", "--seed", "0", "--learning-rate", "5e-3", "--max-seq-length", "32",
     ])
     assert code == 0
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text(encoding="utf-8"))

@@ -19,7 +19,7 @@ from fewshot.compare import (
 from fewshot.errors import DataError
 
 TEMPLATE = "{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}"
-FIT = dict(max_steps=60, learning_rate=5e-3, per_device_train_batch_size=8)
+FIT = dict(max_steps=100, learning_rate=5e-3, per_device_train_batch_size=8)
 
 
 def test_every_checkpoint_gets_the_same_training_as_a_direct_prompt_classifier(tiny_model_dir, separable_task, tmp_path):

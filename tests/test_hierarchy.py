@@ -137,8 +137,9 @@ def test_learns_hierarchy_predicts_paths_and_round_trips(tiny_model_dir, tmp_pat
                            hierarchical=True, verbalizer="soft", complete_paths=True)
     assert clf.labels == ["体育", "体育##跑", "体育##雨", "财经", "财经##钱", "财经##雪"]
     train, test = make_path_rows(64, 1), make_path_rows(24, 2)
-    # BCE over nodes learns sibling distinctions slower than a softmax would: lr 1e-2 rather than 5e-3.
-    clf.fit(train, max_steps=100, learning_rate=1e-2, seed=0, **FAST)
+    # BCE over nodes learns sibling distinctions slower than a softmax would: a high learning rate for
+    # the soft head (5e-2) and 200 steps pass on every seed tried (0-3), where 1e-2 for all reached level 2 on few.
+    clf.fit(train, max_steps=200, learning_rate=3e-3, ppt_learning_rate=5e-2, seed=0, **FAST)
     metrics = clf.evaluate(test)
     assert metrics["level_1_accuracy"] >= 0.9 and metrics["exact_match"] >= 0.8, metrics
     predictions = clf.predict([text for text, _ in test])

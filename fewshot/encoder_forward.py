@@ -1,0 +1,78 @@
+"""Run the PLM's encoder for a head that reads only a few positions (the masks, or ``[CLS]``).
+
+A classifier needs the last layer's hidden states at a handful of positions, but a plain forward
+computes that layer — query/output projections, feed-forward, layer norms — for every token. Here
+every layer but the last runs as usual, and the last computes its keys and values from all tokens
+and everything else at the gathered positions only: the same numbers (see the tests), about a
+fifth less encoder work on a four-layer model. Encoders of another structure (pre-norm, a final
+norm, recompute) fall back to the full forward followed by a gather.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import paddle
+import paddle.nn as nn
+
+
+def gather_positions(sequence: paddle.Tensor, positions: paddle.Tensor) -> paddle.Tensor:
+    """``[batch, seq, hidden]`` at ``[batch, k]`` positions → ``[batch, k, hidden]``."""
+    index = positions.unsqueeze(-1).expand([positions.shape[0], positions.shape[1], sequence.shape[-1]])
+    return paddle.take_along_axis(sequence, index, axis=1)
+
+
+def supports_partial_last_layer(base_model: nn.Layer) -> bool:
+    """True for an ERNIE/BERT-style post-norm ``nn.TransformerEncoder`` this module can split."""
+    encoder = getattr(base_model, "encoder", None)
+    if not isinstance(encoder, nn.TransformerEncoder) or encoder.norm is not None:
+        return False
+    if getattr(encoder, "enable_recompute", False) or not hasattr(base_model, "embeddings"):
+        return False
+    return all(isinstance(layer, nn.TransformerEncoderLayer) and not layer.normalize_before for layer in encoder.layers)
+
+
+def additive_attention_mask(attention_mask: paddle.Tensor) -> paddle.Tensor:
+    """A ``[batch, seq]`` 1/0 mask → ``[batch, 1, 1, seq]`` additive mask, as ERNIE builds it."""
+    mask = paddle.unsqueeze(attention_mask, axis=[1, 2]).astype(paddle.get_default_dtype())
+    mask = (1.0 - mask) * -1e4
+    mask.stop_gradient = True
+    return mask
+
+
+def _last_layer_at(layer: nn.TransformerEncoderLayer, hidden: paddle.Tensor, positions: paddle.Tensor,
+                   mask: paddle.Tensor) -> paddle.Tensor:
+    """A post-norm encoder layer's output at ``positions`` only; keys and values from all of ``hidden``."""
+    residual = gather_positions(hidden, positions)
+    attended = layer.self_attn(residual, hidden, hidden, mask)
+    out = layer.norm1(residual + layer.dropout1(attended))
+    feed_forward = layer.linear2(layer.dropout(layer.activation(layer.linear1(out))))
+    return layer.norm2(out + layer.dropout2(feed_forward))
+
+
+def encode_at_positions(
+    base_model: nn.Layer,
+    positions: paddle.Tensor,
+    attention_mask: paddle.Tensor,
+    input_ids: Optional[paddle.Tensor] = None,
+    inputs_embeds: Optional[paddle.Tensor] = None,
+    token_type_ids: Optional[paddle.Tensor] = None,
+    position_ids: Optional[paddle.Tensor] = None,
+) -> paddle.Tensor:
+    """Last-layer hidden states at ``positions`` ``[batch, k]`` → ``[batch, k, hidden]``.
+
+    ``attention_mask`` is the ``[batch, seq]`` 1/0 padding mask; give ``input_ids`` or
+    ``inputs_embeds`` (soft prompts), as to the PLM's own forward.
+    """
+    if not supports_partial_last_layer(base_model):
+        out = base_model(input_ids=input_ids, inputs_embeds=inputs_embeds, token_type_ids=token_type_ids,
+                         position_ids=position_ids, attention_mask=attention_mask)
+        sequence = out[0] if isinstance(out, (tuple, list)) else out.last_hidden_state
+        return gather_positions(sequence, positions)
+    mask = additive_attention_mask(attention_mask)
+    hidden = base_model.embeddings(input_ids=input_ids, position_ids=position_ids, token_type_ids=token_type_ids,
+                                   inputs_embeds=inputs_embeds)
+    layers = base_model.encoder.layers
+    for layer in layers[:-1]:
+        hidden = layer(hidden, src_mask=mask)
+    return _last_layer_at(layers[-1], hidden, positions, mask)
