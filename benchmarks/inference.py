@@ -106,13 +106,18 @@ def matmul_gflops(threads: int, size: int = 1024, repeats: int = 20) -> float:
     return 2 * size**3 * repeats / best / 1e9
 
 
-def encoder_flops(config, shapes: Sequence[Tuple[int, int]]) -> float:
-    """Matmul FLOPs of the transformer encoder on batches of ``(batch, length)``: projections, FFN, attention."""
+def encoder_flops(config, shapes: Sequence[Tuple[int, int]], positions: int) -> float:
+    """Matmul FLOPs of the transformer encoder on batches of ``(batch, length)``: projections, FFN, attention.
+
+    The last layer runs its keys and values over every token but everything else only at the
+    ``positions`` the head reads (``fewshot.encoder_forward``), so only that work is counted.
+    """
     h, inner, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
     total = 0.0
     for b, n in shapes:
-        tokens = b * n
-        total += layers * (2 * tokens * (4 * h * h + 2 * h * inner) + 4 * b * n * n * h)
+        tokens, read = b * n, b * positions
+        total += (layers - 1) * (2 * tokens * (4 * h * h + 2 * h * inner) + 4 * b * n * n * h)
+        total += 2 * tokens * 2 * h * h + 2 * read * (2 * h * h + 2 * h * inner) + 4 * read * n * h
     return total
 
 
@@ -177,7 +182,7 @@ def main() -> int:
         feeds = [predictors["fp32"].encoder.pad([encoded[i] for i in order[s : s + args.batch_size]])
                  for s in range(0, len(order), args.batch_size)]
         assert all(f["input_ids"].shape == b["input_ids"].shape for f, b in zip(feeds, batches))
-        flops = encoder_flops(clf.model.plm.config, [b["input_ids"].shape for b in batches])
+        flops = encoder_flops(clf.model.plm.config, [b["input_ids"].shape for b in batches], clf.model.num_masks)
 
         results = {}
         model_time = best_time(paddle_engine(clf, batches), 1)

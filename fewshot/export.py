@@ -20,6 +20,7 @@ embedding table: soft tokens become ordinary token ids ``vocab_size, vocab_size+
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -306,7 +307,12 @@ def quantize_int8(src: Path, dst: Path) -> None:
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # the quantiser logs a line per tensor, and advice, on the root logger
+    try:
+        quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
+    finally:
+        logging.disable(previous)
 
 
 def convert_fp16(src: Path, dst: Path) -> None:
