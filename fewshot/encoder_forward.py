@@ -6,12 +6,17 @@ every layer but the last runs as usual, and the last computes its keys and value
 and everything else at the gathered positions only: the same numbers (see the tests), about a
 fifth less encoder work on a four-layer model. Encoders of another structure (pre-norm, a final
 norm, recompute) fall back to the full forward followed by a gather.
+
+``last_layer_only_at`` does the same inside a PLM's own forward, for masked-LM pretraining, whose
+head reads the ~15 % masked positions of a batch (a different number in each row).
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
+import numpy as np
 import paddle
 import paddle.nn as nn
 
@@ -76,3 +81,56 @@ def encode_at_positions(
     for layer in layers[:-1]:
         hidden = layer(hidden, src_mask=mask)
     return _last_layer_at(layers[-1], hidden, positions, mask)
+
+
+def _padded_positions(flat: np.ndarray, batch: int, length: int):
+    """Flat ``batch*length`` indices → ``[batch, k]`` per-row positions (0-padded) and each index's slot."""
+    rows, cols = np.divmod(flat, length)
+    counts = np.bincount(rows, minlength=batch)
+    order = np.argsort(flat, kind="stable")
+    slot = np.empty_like(flat)
+    slot[order] = np.arange(len(flat)) - (np.cumsum(counts) - counts)[rows[order]]
+    positions = np.zeros((batch, max(int(counts.max(initial=0)), 1)), dtype="int64")
+    positions[rows, slot] = cols
+    return positions, rows * positions.shape[1] + slot
+
+
+def _last_layer_at_flat(layer: nn.TransformerEncoderLayer, hidden: paddle.Tensor, flat: paddle.Tensor,
+                        mask: Optional[paddle.Tensor]) -> paddle.Tensor:
+    """The last layer's output ``[batch, seq, hidden]``, computed only at the flat indices ``flat``.
+
+    Other rows keep their input values: valid only for a head that reads just those indices.
+    """
+    batch, length, size = hidden.shape
+    positions, slots = _padded_positions(flat.numpy().reshape(-1).astype("int64"), batch, length)
+    out = _last_layer_at(layer, hidden, paddle.to_tensor(positions), mask)
+    picked = paddle.gather(out.reshape([-1, size]), paddle.to_tensor(slots))
+    flat_hidden = hidden.reshape([-1, size])
+    return paddle.scatter(flat_hidden, flat.reshape([-1]), picked, overwrite=True).reshape([batch, length, size])
+
+
+@contextmanager
+def last_layer_only_at(base_model: nn.Layer, flat_positions: paddle.Tensor) -> Iterator[None]:
+    """Within the block, the encoder's last layer computes only the rows at ``flat_positions``.
+
+    ``flat_positions`` index the flattened ``batch*seq`` hidden states, as PaddleNLP's masked-LM
+    heads take ``masked_positions``. The PLM is still called through its own ``forward`` (and any
+    data-parallel wrapper), so this works wherever the plain call does; an unsupported encoder,
+    or a call with a cache or attention outputs, runs the layer as usual.
+    """
+    if not supports_partial_last_layer(base_model):
+        yield
+        return
+    layer = base_model.encoder.layers[-1]
+    full_forward = layer.forward
+
+    def forward(src, src_mask=None, cache=None, output_attentions=False):
+        if cache is not None or output_attentions:
+            return full_forward(src, src_mask=src_mask, cache=cache, output_attentions=output_attentions)
+        return _last_layer_at_flat(layer, src, flat_positions, src_mask)
+
+    layer.forward = forward
+    try:
+        yield
+    finally:
+        del layer.forward

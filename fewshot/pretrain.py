@@ -58,6 +58,7 @@ from .corpus import (
     tokenize_corpus,
     write_stats,
 )
+from .encoder_forward import last_layer_only_at
 from .errors import FewshotError
 
 logger = logging.getLogger(__name__)
@@ -230,9 +231,12 @@ def masked_lm_loss(
     """Mean cross-entropy over the masked tokens, and their logits ``[n, vocab]``.
 
     ``model`` (an ``ErnieForMaskedLM``, possibly wrapped for data parallelism) gets
-    ``masked_positions``, so its LM head transforms and projects only those hidden states.
+    ``masked_positions``, so its LM head transforms and projects only those hidden states, and
+    its last encoder layer computes only those rows (``last_layer_only_at``).
     """
-    output = model(input_ids=input_ids, masked_positions=masked_positions)
+    core = model._layers if isinstance(model, paddle.DataParallel) else model
+    with last_layer_only_at(core.base_model, masked_positions):
+        output = model(input_ids=input_ids, masked_positions=masked_positions)
     logits = output[0] if isinstance(output, (tuple, list)) else getattr(output, "logits", output)
     return F.cross_entropy(logits, labels), logits
 

@@ -5,7 +5,13 @@ import paddle
 import pytest
 from paddlenlp.transformers import AutoModelForMaskedLM
 
-from fewshot.encoder_forward import encode_at_positions, gather_positions, supports_partial_last_layer
+from fewshot.encoder_forward import (
+    _padded_positions,
+    encode_at_positions,
+    gather_positions,
+    last_layer_only_at,
+    supports_partial_last_layer,
+)
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +81,23 @@ def test_gradients_reach_every_layer(ernie):
     finally:
         ernie.clear_gradients()
         ernie.eval()
+
+
+def test_masked_lm_with_the_last_layer_at_masked_rows_matches_the_full_model(tiny_model_dir):
+    mlm = AutoModelForMaskedLM.from_pretrained(tiny_model_dir)
+    mlm.eval()
+    batch = _batch(seed=4)
+    ids = batch["ids"]
+    flat = paddle.to_tensor(np.array([1, 3, 4, 9 + 2, 18 + 0, 18 + 3], dtype="int64"))
+    expected = mlm(input_ids=ids, masked_positions=flat).numpy()
+    with last_layer_only_at(mlm.base_model, flat):
+        got = mlm(input_ids=ids, masked_positions=flat)
+    assert got.shape == [6, mlm.config.vocab_size]
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-4, rtol=0)
+    assert "forward" not in vars(mlm.base_model.encoder.layers[-1])
+
+
+def test_padded_positions_put_each_flat_index_in_its_row():
+    positions, slots = _padded_positions(np.array([11, 1, 3, 18, 4], dtype="int64"), batch=3, length=9)
+    np.testing.assert_array_equal(positions, [[1, 3, 4], [2, 0, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(slots, [3, 0, 1, 6, 2])
