@@ -1,4 +1,4 @@
-"""Command-line entry points: ``fewshot-train``."""
+"""Command-line entry points: ``fewshot-train``, ``fewshot-export``, ``fewshot-predict``."""
 
 from __future__ import annotations
 
@@ -47,6 +47,15 @@ def build_train_parser() -> argparse.ArgumentParser:
                         "zeroshot: manual verbalizer, no training")
     p.add_argument("--calibrate", action="store_true",
                    help="zeroshot only: subtract the label prior estimated from the training texts")
+    task = p.add_mutually_exclusive_group()
+    task.add_argument("--multi-label", action="store_true",
+                      help="several labels per row (joined by --label-delimiter); sigmoid outputs")
+    task.add_argument("--hierarchical", action="store_true",
+                      help="labels are paths (joined by --path-delimiter); predictions are consistent paths")
+    p.add_argument("--label-delimiter", default=",", help="between a multi-label row's labels (default ,)")
+    p.add_argument("--path-delimiter", default="##", help="between the levels of a hierarchical label (default ##)")
+    p.add_argument("--tune-thresholds", action="store_true",
+                   help="multi-label/hierarchical: tune one decision threshold per label on --dev")
     p.add_argument("--rdrop", action="store_true", help="add the R-Drop loss")
     p.add_argument("--alpha-rdrop", type=float, default=5.0)
     p.add_argument("--rgl", action="store_true", help="add the RGL label-consistency loss")
@@ -69,6 +78,8 @@ def train_main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.calibrate and args.method != "zeroshot":
         parser.error(f"--calibrate applies to --method zeroshot only, not --method {args.method}")
+    if args.tune_thresholds and not (args.dev and (args.multi_label or args.hierarchical)):
+        parser.error("--tune-thresholds needs --multi-label or --hierarchical, and --dev")
     from .classifier import DEFAULT_TEMPLATE, PromptClassifier
     from .data import read_examples
     from .template import set_soft_encoder
@@ -81,14 +92,17 @@ def train_main(argv: Optional[List[str]] = None) -> int:
         clf = PromptClassifier(
             args.model, labels=args.labels, template=template, verbalizer=args.verbalizer,
             max_seq_length=args.max_seq_length, seed=args.seed, method=args.method, calibrate=args.calibrate,
+            multi_label=args.multi_label, hierarchical=args.hierarchical,
+            label_delimiter=args.label_delimiter, path_delimiter=args.path_delimiter,
         )
-        train = read_examples(args.train, labels=clf.labels, fields=json_fields(args.train, fields))
-        dev = read_examples(args.dev, labels=clf.labels, fields=json_fields(args.dev, fields)) if args.dev else None
+        known = clf.task.check if clf.task is not None else clf.labels
+        train = read_examples(args.train, labels=known, fields=json_fields(args.train, fields))
+        dev = read_examples(args.dev, labels=known, fields=json_fields(args.dev, fields)) if args.dev else None
         metrics = clf.fit(
             train, eval_data=dev, max_steps=args.max_steps, num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size,
             learning_rate=args.learning_rate, ppt_learning_rate=args.ppt_learning_rate, freeze_plm=args.freeze_plm,
             use_rdrop=args.rdrop, alpha_rdrop=args.alpha_rdrop, use_rgl=args.rgl, alpha_rgl=args.alpha_rgl,
-            seed=args.seed, evaluation_strategy="no",
+            seed=args.seed, evaluation_strategy="no", tune_thresholds=args.tune_thresholds,
         )
         clf.save(args.output)
     except FewshotError as exc:
