@@ -384,13 +384,17 @@ class PromptClassifier:
             **(self.task.config() if self.task is not None else {"task": "multi_class"}),
         }
 
+    def _prompt_state(self) -> Dict[str, paddle.Tensor]:
+        """The model's state outside the PLM's parameters (soft prompt, heads, biases, prior), by name."""
+        plm_ids = {id(p) for p in self.model.plm.parameters()}
+        return {k: v for k, v in self.model.state_dict().items() if id(v) not in plm_ids}
+
     def save(self, directory: Union[str, os.PathLike]) -> Path:
         """Write the classifier to ``directory`` atomically: a failed save keeps the old one."""
         with atomic_directory(directory) as tmp:
             self.model.plm.save_pretrained(str(tmp / PLM_DIR))
             self.tokenizer.save_pretrained(str(tmp / PLM_DIR))
-            plm_ids = {id(p) for p in self.model.plm.parameters()}
-            prompt_state = {k: v for k, v in self.model.state_dict().items() if id(v) not in plm_ids}
+            prompt_state = self._prompt_state()
             if prompt_state:
                 paddle.save(prompt_state, str(tmp / PROMPT_STATE_NAME))
             (tmp / CONFIG_NAME).write_text(json.dumps(self.config(), ensure_ascii=False, indent=2), encoding="utf-8")
@@ -421,12 +425,18 @@ class PromptClassifier:
         )
         clf.model_name = config.get("base_model", str(plm_dir))
         state_path = directory / PROMPT_STATE_NAME
+        expected = clf._prompt_state()
         if state_path.is_file():
             state = paddle.load(str(state_path))
-            missing, unexpected = clf.model.set_state_dict(state)
-            if unexpected:
-                raise BundleError(f"{state_path}: unexpected parameters {', '.join(unexpected)}")
-        elif clf.model.prompt_parameters():
+            for problem, names in (("unexpected", set(state) - set(expected)), ("missing", set(expected) - set(state))):
+                if names:
+                    raise BundleError(f"{state_path}: {problem} parameters {', '.join(sorted(names))}")
+            for name, value in state.items():
+                if list(value.shape) != list(expected[name].shape):
+                    raise BundleError(f"{state_path}: {name} has shape {list(value.shape)}, "
+                                      f"the model expects {list(expected[name].shape)}")
+                expected[name].set_value(value)
+        elif expected:
             raise BundleError(f"{state_path}: missing, but the template or verbalizer has trained parameters")
         clf.train_metrics = config.get("train_metrics", {})
         return clf

@@ -1,6 +1,7 @@
 """PromptClassifier end to end on a tiny model: zero-shot, training, losses, save/load, CLI."""
 
 import json
+import shutil
 
 import numpy as np
 import paddle
@@ -174,3 +175,29 @@ def test_fewshot_train_cli_reports_bad_rows(tiny_model_dir, tmp_path, capsys):
     assert code == 2
     assert "train.txt line 2: expected 2 tab-separated columns" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_load_checks_the_prompt_state_names_and_stays_quiet(tiny_model_dir, separable_task, tmp_path, recwarn):
+    _, test, words = separable_task
+    clf = _clf(tiny_model_dir, words, template="{'soft'}{'text': 'text_a'}{'mask'}{'mask'}", verbalizer="soft")
+    clf.save(tmp_path / "ok")
+    again = PromptClassifier.load(tmp_path / "ok")
+    assert not [w for w in recwarn if "Skip loading" in str(w.message)]
+    texts = [e.text_a for e in test[:4]]
+    np.testing.assert_array_equal(again.predict_proba(texts), clf.predict_proba(texts))
+
+    state_path = tmp_path / "ok" / "prompt_state.pdparams"
+    state = paddle.load(str(state_path))
+    name = sorted(state)[0]
+    cases = {
+        "missing": {k: v for k, v in state.items() if k != name},
+        "unexpected": {**state, "extra.weight": paddle.zeros([2])},
+        "shape": {**state, name: paddle.zeros([1])},
+    }
+    for problem, broken in cases.items():
+        shutil.copytree(tmp_path / "ok", tmp_path / problem)
+        paddle.save(broken, str(tmp_path / problem / "prompt_state.pdparams"))
+        message = {"missing": f"missing parameters {name}", "unexpected": "unexpected parameters extra.weight",
+                   "shape": f"{name} has shape \\[1\\], the model expects"}[problem]
+        with pytest.raises(BundleError, match=message):
+            PromptClassifier.load(tmp_path / problem)
