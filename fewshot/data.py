@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
 from .errors import DataError, FewshotError
 
@@ -117,11 +117,9 @@ def read_jsonl(
             continue
         where = f"{path} line {number}"
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: expected a JSON object, found {_json_type(row)}")
+            row = parse_json_object(line)
+        except DataError as exc:
+            raise DataError(f"{where}: {exc}") from None
         values = {}
         for name, key in fields.items():
             if name == "label" and not labeled:
@@ -300,6 +298,17 @@ def _check_fields(fields: Mapping[str, str], labeled: bool) -> Mapping[str, str]
     if labeled and "label" not in fields:
         raise DataError("fields: must map 'label' to a JSON key when labeled=True")
     return fields
+
+
+def parse_json_object(line: str) -> Dict[str, Any]:
+    """One JSON-lines row as a dict; ``DataError`` (without a location) for bad JSON or a non-object."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(row, dict):
+        raise DataError(f"expected a JSON object, found {_json_type(row)}")
+    return row
 
 
 def _json_string(where: str, key: str, value: Any) -> Any:

@@ -28,11 +28,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .data import PathLike, read_lines
+from .data import PathLike
 from .errors import DataError, LabelFileError
+from .labels import label_lines
 
 DEFAULT_PATH_DELIMITER = "##"
-_WORD_SEPARATOR = "=="
 _PUNCTUATION = re.compile(r"[^\w\u4e00-\u9fff]+")
 _PROB_CLIP = 1e-7
 
@@ -176,19 +176,8 @@ def read_hierarchy(path: PathLike, delimiter: str = DEFAULT_PATH_DELIMITER) -> H
     if not delimiter:
         raise LabelFileError("path_delimiter must be a non-empty string")
     nodes: Dict[str, List[str]] = {}
-    for number, line in read_lines(path, error=LabelFileError):
-        line = line.strip()
-        if not line:
-            continue
-        where = f"{path} line {number}"
-        if line.count(_WORD_SEPARATOR) > 1:
-            raise LabelFileError(f"{where}: more than one '{_WORD_SEPARATOR}' in '{line}'")
-        label, _, word = (part.strip() for part in line.partition(_WORD_SEPARATOR))
-        if not label:
-            raise LabelFileError(f"{where}: empty path before '{_WORD_SEPARATOR}'")
-        if _WORD_SEPARATOR in line and not word:
-            raise LabelFileError(f"{where}: empty word after '{_WORD_SEPARATOR}' for path '{label}'")
-        node = _add_path(where, label, delimiter, nodes)
+    for number, label, word in label_lines(path, what="path"):
+        node = _add_path(f"{path} line {number}", label, delimiter, nodes)
         if word and word not in nodes[node]:
             nodes[node].append(word)
     if not nodes:

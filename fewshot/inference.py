@@ -27,6 +27,7 @@ from typing import IO, Any, Dict, Iterator, List, Mapping, Optional, Sequence, T
 
 import numpy as np
 
+from .data import parse_json_object
 from .errors import BundleError, DataError, FewshotError
 
 MANIFEST_NAME = "fewshot.json"
@@ -445,12 +446,7 @@ class LineParser:
         return texts[0], texts[1] if self.needs_text_b else None
 
     def _parse_json(self, line: str) -> Tuple[str, Optional[str]]:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"expected a JSON object, found {type(row).__name__}")
+        row = parse_json_object(line)
         slots = ("text_a", "text_b") if self.needs_text_b else ("text_a",)
         texts = []
         for slot in slots:

@@ -14,12 +14,32 @@ Either every label has a word or none has. Errors raise :class:`~fewshot.errors.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Mapping
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Tuple
 
 from .data import PathLike, read_lines
 from .errors import LabelFileError
 
 _SEPARATOR = "=="
+
+
+def label_lines(path: PathLike, what: str = "label") -> Iterator[Tuple[int, str, str]]:
+    """``(line number, label, word)`` of each non-blank ``label`` or ``label==word`` line (word may be "").
+
+    ``what`` names the left side in errors ("label", or "path" for hierarchy files).
+    """
+    for number, line in read_lines(path, error=LabelFileError):
+        line = line.strip()
+        if not line:
+            continue
+        where = f"{path} line {number}"
+        if line.count(_SEPARATOR) > 1:
+            raise LabelFileError(f"{where}: more than one '{_SEPARATOR}' in '{line}'")
+        label, _, word = (part.strip() for part in line.partition(_SEPARATOR))
+        if not label:
+            raise LabelFileError(f"{where}: empty {what} before '{_SEPARATOR}'")
+        if _SEPARATOR in line and not word:
+            raise LabelFileError(f"{where}: empty word after '{_SEPARATOR}' for {what} '{label}'")
+        yield number, label, word
 
 
 def read_label_words(path: PathLike) -> Dict[str, List[str]]:
@@ -30,18 +50,7 @@ def read_label_words(path: PathLike) -> Dict[str, List[str]]:
     """
     label_words: Dict[str, List[str]] = {}
     first_line: Dict[str, int] = {}
-    for number, line in read_lines(path, error=LabelFileError):
-        line = line.strip()
-        if not line:
-            continue
-        where = f"{path} line {number}"
-        if line.count(_SEPARATOR) > 1:
-            raise LabelFileError(f"{where}: more than one '{_SEPARATOR}' in '{line}'")
-        label, _, word = (part.strip() for part in line.partition(_SEPARATOR))
-        if not label:
-            raise LabelFileError(f"{where}: empty label before '{_SEPARATOR}'")
-        if _SEPARATOR in line and not word:
-            raise LabelFileError(f"{where}: empty word after '{_SEPARATOR}' for label '{label}'")
+    for number, label, word in label_lines(path):
         words = label_words.setdefault(label, [])
         first_line.setdefault(label, number)
         if word and word not in words:
