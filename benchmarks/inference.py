@@ -26,12 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 TNEWS = SHARED / "fewclue" / "tnews"
 TINY_ERNIE = SHARED / "models" / "zh-ernie-tiny"
-TNEWS_WORDS = {
-    "news_story": "故事", "news_culture": "文化", "news_entertainment": "娱乐", "news_sports": "体育",
-    "news_finance": "财经", "news_house": "房产", "news_car": "汽车", "news_edu": "教育", "news_tech": "科技",
-    "news_military": "军事", "news_travel": "旅游", "news_world": "国际", "news_stock": "股票",
-    "news_agriculture": "农业", "news_game": "电竞",
-}
+TNEWS_LABELS = ROOT / "examples" / "tnews" / "label.txt"
 TEMPLATE = "{'text': 'text_a'}这条新闻的主题是{'mask'}{'mask'}"
 
 
@@ -74,7 +69,7 @@ def build_classifier(args: argparse.Namespace, work: Path):
         dev = [Example(r["sentence"], label=r["label_desc"]) for r in read_tnews("dev_few_all.json")]
         if args.checkpoint:
             return PromptClassifier.load(args.checkpoint), texts, dev, f"checkpoint {args.checkpoint}"
-        clf = PromptClassifier(str(TINY_ERNIE), labels=TNEWS_WORDS, template=TEMPLATE, max_seq_length=128, seed=0)
+        clf = PromptClassifier(str(TINY_ERNIE), labels=str(TNEWS_LABELS), template=TEMPLATE, max_seq_length=128, seed=0)
         train = [Example(r["sentence"], label=r["label_desc"]) for r in read_tnews("train_0.json")]
         clf.fit(train, max_steps=args.train_steps, learning_rate=2e-4, per_device_train_batch_size=16, seed=0,
                 disable_tqdm=True, logging_steps=10_000, evaluation_strategy="no", report_to=[])

@@ -50,6 +50,7 @@ from paddlenlp.utils.log import logger as paddlenlp_logger
 
 from fewshot.classifier import PromptClassifier
 from fewshot.data import Example, read_jsonl
+from fewshot.labels import read_label_words
 from fewshot.testing import build_tiny_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -58,23 +59,7 @@ SHARED_DATA = SHARED / "fewclue" / "tnews" / "train_0.json"
 TEMPLATE = "{'text': 'text_a'}这条新闻的主题是{'mask'}"
 MAX_SEQ_LENGTH = 128
 TARGET_RATIO = 1.3
-TNEWS_LABEL_WORDS: Dict[str, str] = {
-    "news_story": "故事",
-    "news_culture": "文化",
-    "news_entertainment": "娱乐",
-    "news_sports": "体育",
-    "news_finance": "财经",
-    "news_house": "房产",
-    "news_car": "汽车",
-    "news_edu": "教育",
-    "news_tech": "科技",
-    "news_military": "军事",
-    "news_travel": "旅游",
-    "news_world": "国际",
-    "news_stock": "股票",
-    "news_agriculture": "农业",
-    "news_game": "电竞",
-}
+TNEWS_LABELS = Path(__file__).resolve().parents[1] / "examples" / "tnews" / "label.txt"
 GENERATED_TOPICS: Dict[str, str] = {
     "news_sports": "球赛冠军比分教练队员进攻",
     "news_finance": "股价银行利率投资基金市场",
@@ -144,9 +129,9 @@ class TrainSettings:
         )
 
 
-def first_chars(label_words: Dict[str, str], labels: Sequence[str]) -> Dict[str, str]:
-    """The first character of each label's word: with one ``[MASK]`` a word is one token."""
-    return {label: label_words[label][0] for label in labels}
+def first_chars(label_words: Dict[str, List[str]], labels: Sequence[str]) -> Dict[str, str]:
+    """The first character of each label's first word: with one ``[MASK]`` a word is one token."""
+    return {label: label_words[label][0][0] for label in labels}
 
 
 def generated_texts(n_per_label: int, seed: int) -> List[Tuple[str, str]]:
@@ -186,7 +171,7 @@ def load_examples(data: Optional[str], seed: int) -> Tuple[List[Example], str]:
         examples = [Example(text, label=label) for text, label in generated_texts(48, seed)]
         return examples, f"generated ({len(examples)} texts, {len(GENERATED_TOPICS)} labels)"
     examples = read_jsonl(path)
-    unknown = sorted({e.label for e in examples} - set(TNEWS_LABEL_WORDS))
+    unknown = sorted({e.label for e in examples} - set(read_label_words(TNEWS_LABELS)))
     if unknown:
         raise SystemExit(f"{path}: labels {', '.join(unknown)} have no TNEWS label word")
     return examples, str(path)
@@ -204,8 +189,9 @@ def resolve_model(model: Optional[str], texts: Sequence[str], seed: int, scratch
 def load_workload(model: Optional[str], data: Optional[str], seed: int, scratch: Path) -> Workload:
     """Resolve ``--model`` and ``--data`` into what both systems train on."""
     examples, data_source = load_examples(data, seed)
-    labels = [label for label in TNEWS_LABEL_WORDS if any(e.label == label for e in examples)]
-    label_chars = first_chars(TNEWS_LABEL_WORDS, labels)
+    label_words = read_label_words(TNEWS_LABELS)
+    labels = [label for label in label_words if any(e.label == label for e in examples)]
+    label_chars = first_chars(label_words, labels)
     texts = [e.text_a for e in examples] + list(label_chars.values())
     model_dir, model_source = resolve_model(model, texts, seed, scratch)
     return Workload(model_dir, examples, label_chars, model_source, data_source)
