@@ -20,7 +20,7 @@ and the tests' tiny random ERNIE (2 layers, hidden 32) with a character vocabula
 corpus; ``--nano-shape`` adds a random model shaped like ERNIE 3.0 nano (4 layers, hidden 312,
 vocab 40,000). Corpus: FewCLUE TNEWS ``unlabeled.json`` when present, else generated text.
 
-    /work/venv/bin/python benchmarks/pretrain_speed.py [--steps 6] [--rounds 2] [--batch-size 32] [--max-seq-len 64]
+    python benchmarks/pretrain_speed.py [--steps 6] [--rounds 2] [--batch-size 32] [--max-seq-len 64]
 
 The last line is the target check, e.g. ``ratio ours/plain tokens/s: zh-ernie-tiny 1.55x, tiny-h32 3.64x (target >= 1.5x)``.
 """

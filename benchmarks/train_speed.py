@@ -18,7 +18,7 @@ loss shows both learn. (PaddleNLP starts higher: its prompt tokenizer gives ``[S
 Defaults: ``../shared/models/zh-ernie-tiny`` and FewCLUE TNEWS ``train_0.json`` when the shared
 folder is present, else a random ERNIE of the same size and generated Chinese texts.
 
-    /work/venv/bin/python benchmarks/train_speed.py [--steps 30] [--batch-size 8] [--model DIR] [--data FILE]
+    python benchmarks/train_speed.py [--steps 30] [--batch-size 8] [--model DIR] [--data FILE]
 
 The last line is the target check, e.g. ``ratio ours/paddlenlp samples/s: 1.53x (target >= 1.3x)``
 (measured 2026-11-22 on zh-ernie-tiny and TNEWS train_0, one core, the other busy).

@@ -16,6 +16,7 @@ import paddle.nn.functional as F
 
 from . import __version__
 from .atomic import atomic_directory
+from .cpu_math import fast_cpu_math
 from .data import Example, to_examples
 from .errors import BundleError, DataError
 from .hierarchy import DEFAULT_PATH_DELIMITER, HierarchyTask, hierarchy_from_labels, read_hierarchy
@@ -312,11 +313,12 @@ class PromptClassifier:
         self.model.eval()
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
         out = np.zeros([len(rows), len(self.labels)], dtype="float32")
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = pad_batch([rows[i] for i in idx], self.tokenizer.pad_token_id)
-            logits = self.model(**{k: paddle.to_tensor(v) for k, v in batch.items()})
-            out[idx] = logits.numpy()
+        with fast_cpu_math():
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                batch = pad_batch([rows[i] for i in idx], self.tokenizer.pad_token_id)
+                logits = self.model(**{k: paddle.to_tensor(v) for k, v in batch.items()})
+                out[idx] = logits.numpy()
         return out
 
     def predict_proba(self, data: DataArg, batch_size: int = 32) -> np.ndarray:

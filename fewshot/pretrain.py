@@ -11,7 +11,8 @@ from its last ``checkpoint-N``). What this module adds:
 - a fixed-mask held-out split, evaluated as MLM loss and perplexity before training (step 0)
   and every ``--eval-steps``;
 - ``output/model_<step>`` for every saved step (and the last step): plain PaddleNLP model
-  directories with the tokenizer, loadable by ``PromptClassifier`` and ``fewshot-compare``.
+  directories with the tokenizer, loadable by ``PromptClassifier`` and ``fewshot-compare``;
+- on CPU, training and evaluation in ``fast_cpu_math`` (see ``fewshot.cpu_math``).
 
 Output layout::
 
@@ -58,6 +59,7 @@ from .corpus import (
     tokenize_corpus,
     write_stats,
 )
+from .cpu_math import FastCpuMathTrainer
 from .encoder_forward import last_layer_only_at
 from .errors import FewshotError
 
@@ -241,7 +243,7 @@ def masked_lm_loss(
     return F.cross_entropy(logits, labels), logits
 
 
-class MaskedLMTrainer(Trainer):
+class MaskedLMTrainer(FastCpuMathTrainer, Trainer):
     """PaddleNLP ``Trainer`` with the masked-positions MLM loss, held-out perplexity and exact resume.
 
     Exact resume: batches come from :class:`EpochBatchSampler` on one device too, so their order

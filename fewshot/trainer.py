@@ -2,7 +2,8 @@
 
 Checkpointing, logging, evaluation and ``paddle.distributed.launch`` multi-GPU come from
 PaddleNLP; this module adds R-Drop/RGL, a separate learning rate and weight decay for prompt
-parameters, ``freeze_plm``, dynamic padding and accuracy / macro-F1 metrics.
+parameters, ``freeze_plm``, dynamic padding, accuracy / macro-F1 metrics and, on CPU, the
+faster kernel settings of ``fewshot.cpu_math``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from paddle.io import Dataset
 from paddlenlp.trainer import Trainer, TrainingArguments
 from sklearn.metrics import accuracy_score, classification_report, f1_score
 
+from .cpu_math import FastCpuMathTrainer
 from .losses import cross_entropy, rdrop_loss, rgl_loss
 from .multilabel import bce_loss, bernoulli_rdrop_loss
 from .template import pad_batch
@@ -105,8 +107,11 @@ def _double(inputs: Dict[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
     return {k: paddle.concat([v, v], axis=0) for k, v in inputs.items()}
 
 
-class PromptTrainer(Trainer):
-    """PaddleNLP ``Trainer`` for ``PromptModel`` (and any model mapping the batch to logits)."""
+class PromptTrainer(FastCpuMathTrainer, Trainer):
+    """PaddleNLP ``Trainer`` for ``PromptModel`` (and any model mapping the batch to logits).
+
+    Training and evaluation run in ``fast_cpu_math`` (contiguous kernels, denormals flushed).
+    """
 
     def __init__(self, model: paddle.nn.Layer, args: PromptTrainingArguments, **kwargs: Any):
         if args.freeze_plm and hasattr(model, "plm"):

@@ -1,0 +1,93 @@
+"""fast_cpu_math: contiguous kernels and flushed denormals inside, the previous settings after."""
+
+import platform
+
+import numpy as np
+import paddle
+import pytest
+from paddlenlp.transformers import AutoModelForMaskedLM
+
+from fewshot.classifier import PromptClassifier
+from fewshot.cpu_math import STRIDE_FLAG, denormals_flushed, fast_cpu_math
+from fewshot.trainer import PromptTrainer
+
+X86_LINUX = platform.system() == "Linux" and platform.machine() == "x86_64"
+needs_x86_linux = pytest.mark.skipif(not X86_LINUX, reason="denormal flushing is set on x86-64 Linux only")
+DENORMAL = np.float32(1e-39)
+
+
+def _stride_kernels() -> bool:
+    return paddle.get_flags([STRIDE_FLAG])[STRIDE_FLAG]
+
+
+def test_settings_apply_inside_and_are_restored_after_nesting_and_errors():
+    assert _stride_kernels() and not denormals_flushed()
+    with pytest.raises(RuntimeError, match="inside"):
+        with fast_cpu_math():
+            assert not _stride_kernels()
+            with fast_cpu_math():
+                assert not _stride_kernels()
+            assert not _stride_kernels()
+            raise RuntimeError("inside")
+    assert _stride_kernels() and not denormals_flushed()
+
+
+@needs_x86_linux
+def test_denormals_read_as_zero_inside_only():
+    value = paddle.to_tensor(np.array([DENORMAL, 1.0], dtype="float32"))
+    with fast_cpu_math():
+        assert denormals_flushed()
+        inside = (value * 1.0).numpy()
+    outside = (value * 1.0).numpy()
+    np.testing.assert_array_equal(inside, [0.0, 1.0])
+    np.testing.assert_array_equal(outside, [DENORMAL, 1.0])
+    assert not denormals_flushed()
+
+
+def _loss_and_grads(model_dir, ids):
+    paddle.seed(0)
+    model = AutoModelForMaskedLM.from_pretrained(model_dir)
+    model.eval()
+    logits = model(input_ids=paddle.to_tensor(ids))
+    logits = logits[0] if isinstance(logits, (tuple, list)) else logits
+    loss = (logits.astype("float32") ** 2).mean()
+    loss.backward()
+    return float(loss), {n: p.grad.numpy() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_forward_and_backward_give_the_same_numbers(tiny_model_dir):
+    ids = np.random.default_rng(0).integers(5, 40, size=(3, 11)).astype("int64")
+    loss, grads = _loss_and_grads(tiny_model_dir, ids)
+    with fast_cpu_math():
+        fast_loss, fast_grads = _loss_and_grads(tiny_model_dir, ids)
+    assert fast_loss == pytest.approx(loss, rel=1e-6)
+    assert fast_grads.keys() == grads.keys() and len(grads) > 10
+    for name, grad in grads.items():
+        np.testing.assert_allclose(fast_grads[name], grad, rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+class _RecordingTrainer(PromptTrainer):
+    seen = []
+
+    def compute_loss(self, model, inputs, return_outputs=False):
+        self.seen.append((_stride_kernels(), denormals_flushed()))
+        return super().compute_loss(model, inputs, return_outputs)
+
+
+def test_training_evaluation_and_prediction_run_with_fast_cpu_math(tiny_model_dir, separable_task, monkeypatch):
+    train, test, words = separable_task
+    monkeypatch.setattr("fewshot.classifier.PromptTrainer", _RecordingTrainer)
+    clf = PromptClassifier(tiny_model_dir, labels=words, template="{'text': 'text_a'}{'mask'}{'mask'}", seed=0)
+    clf.fit(train[:8], eval_data=test[:4], max_steps=2, per_device_train_batch_size=4,
+            disable_tqdm=True, report_to=[], evaluation_strategy="steps", eval_steps=1)
+    assert len(_RecordingTrainer.seen) >= 4
+    assert {stride for stride, _ in _RecordingTrainer.seen} == {False}
+    if X86_LINUX:
+        assert {flushed for _, flushed in _RecordingTrainer.seen} == {True}
+    assert _stride_kernels() and not denormals_flushed()
+
+    seen_in_forward = []
+    hook = clf.model.register_forward_post_hook(lambda *_: seen_in_forward.append(_stride_kernels()))
+    clf.predict([e.text_a for e in test[:3]])
+    hook.remove()
+    assert seen_in_forward == [False]
