@@ -15,13 +15,20 @@ cores share caches).
 "train loss" is the mean over a run's steps; runs continue training the same model, so a falling
 loss shows both learn. (PaddleNLP starts higher: its prompt tokenizer gives ``[SEP]`` position 0.)
 
+PaddleNLP runs twice, on two copies of the model: as it ships (``paddlenlp``), and inside
+``fewshot.cpu_math.fast_cpu_math`` (``paddlenlp-fm``), the two process-wide CPU settings that
+``fit`` turns on for itself (contiguous view kernels, denormals flushed to zero). The target is
+checked against ``paddlenlp-fm``: same kernels and float settings on both sides, so the ratio
+measures what our pipeline does differently (the last layer and the LM head only at the mask,
+padding to the longest row, the template tokenised once), not the settings.
+
 Defaults: ``../shared/models/zh-ernie-tiny`` and FewCLUE TNEWS ``train_0.json`` when the shared
 folder is present, else a random ERNIE of the same size and generated Chinese texts.
 
     python benchmarks/train_speed.py [--steps 30] [--batch-size 8] [--model DIR] [--data FILE]
 
-The last line is the target check, e.g. ``ratio ours/paddlenlp samples/s: 1.53x (target >= 1.3x)``
-(measured 2026-11-22 on zh-ernie-tiny and TNEWS train_0, one core, the other busy).
+The last line is the target check, e.g. ``ratio ours/paddlenlp samples/s: same CPU settings 1.34x
+(target >= 1.3x) | as each ships 1.77x``.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from paddlenlp.transformers import AutoModelForMaskedLM, AutoTokenizer
 from paddlenlp.utils.log import logger as paddlenlp_logger
 
 from fewshot.classifier import PromptClassifier
+from fewshot.cpu_math import fast_cpu_math
 from fewshot.data import Example, read_jsonl
 from fewshot.labels import read_label_words
 from fewshot.testing import build_tiny_model
@@ -261,6 +269,16 @@ class PaddleNLPSystem:
             return trainer.train().metrics
 
 
+class PaddleNLPFastMathSystem(PaddleNLPSystem):
+    """Theirs, run inside ``fast_cpu_math`` like our ``fit``: the like-for-like comparison."""
+
+    name = "paddlenlp-fm"
+
+    def train(self, steps: int) -> Dict[str, Any]:
+        with fast_cpu_math():
+            return super().train(steps)
+
+
 def timed_run(system: TrainingSystem, run: str, steps: int, batch_size: int) -> RunResult:
     """Train ``system`` for ``steps`` steps and collect its speed and loss."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -287,13 +305,13 @@ def quiet_logs() -> None:
 def format_table(results: Sequence[RunResult]) -> str:
     """Results as a fixed-width table."""
     header = (
-        f"{'system':<10} {'run':<7} {'steps':>5} {'loop s':>7} {'samples/s':>9} "
+        f"{'system':<12} {'run':<7} {'steps':>5} {'loop s':>7} {'samples/s':>9} "
         f"{'wall s':>7} {'CPU s':>7} {'samples/CPU-s':>13} {'train loss':>10}"
     )
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
-            f"{r.system:<10} {r.run:<7} {r.steps:>5} {r.train_runtime:>7.2f} {r.samples_per_second:>9.1f} "
+            f"{r.system:<12} {r.run:<7} {r.steps:>5} {r.train_runtime:>7.2f} {r.samples_per_second:>9.1f} "
             f"{r.wall_seconds:>7.2f} {r.cpu_seconds:>7.2f} {r.samples_per_cpu_second:>13.1f} {r.train_loss:>10.4f}"
         )
     return "\n".join(lines)
@@ -304,9 +322,12 @@ def median_of(results: Sequence[RunResult], system: str, field: str) -> float:
     return statistics.median(getattr(r, field) for r in results if r.system == system and r.run != "warmup")
 
 
-def ratio_of(results: Sequence[RunResult], field: str) -> float:
-    """Median of ``field`` for fewshot over its median for PaddleNLP."""
-    return median_of(results, FewshotSystem.name, field) / median_of(results, PaddleNLPSystem.name, field)
+def ratio_of(results: Sequence[RunResult], field: str, theirs: str = PaddleNLPFastMathSystem.name) -> float:
+    """Median of ``field`` for fewshot over its median for one PaddleNLP system."""
+    return median_of(results, FewshotSystem.name, field) / median_of(results, theirs, field)
+
+
+SYSTEM_NAMES = (FewshotSystem.name, PaddleNLPSystem.name, PaddleNLPFastMathSystem.name)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -338,14 +359,18 @@ def print_report(work: Workload, args: argparse.Namespace, results: Sequence[Run
     print()
     print(format_table(results))
     print()
-    ours = median_of(results, FewshotSystem.name, "samples_per_second")
-    theirs = median_of(results, PaddleNLPSystem.name, "samples_per_second")
-    print(f"median samples/s: fewshot {ours:.1f}, paddlenlp {theirs:.1f}")
+    medians = {name: median_of(results, name, "samples_per_second") for name in SYSTEM_NAMES}
+    print("median samples/s: " + ", ".join(f"{name} {value:.1f}" for name, value in medians.items()))
     print(
-        f"other ratios ours/paddlenlp: samples per CPU-second {ratio_of(results, 'samples_per_cpu_second'):.2f}x, "
+        f"other ratios ours/paddlenlp-fm: samples per CPU-second {ratio_of(results, 'samples_per_cpu_second'):.2f}x, "
         f"whole-call wall time {1 / ratio_of(results, 'wall_seconds'):.2f}x"
     )
-    print(f"ratio ours/paddlenlp samples/s: {ours / theirs:.2f}x (target >= {TARGET_RATIO}x)")
+    same = ratio_of(results, "samples_per_second")
+    shipped = ratio_of(results, "samples_per_second", PaddleNLPSystem.name)
+    print(
+        f"ratio ours/paddlenlp samples/s: same CPU settings {same:.2f}x (target >= {TARGET_RATIO}x) "
+        f"| as each ships {shipped:.2f}x"
+    )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -354,7 +379,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     settings = TrainSettings(args.batch_size, args.learning_rate, logging_steps=10, seed=args.seed)
     with tempfile.TemporaryDirectory(prefix="train-speed-") as scratch:
         work = load_workload(args.model, args.data, args.seed, Path(scratch))
-        results = measure([FewshotSystem(work, settings), PaddleNLPSystem(work, settings)], args)
+        systems = [FewshotSystem(work, settings), PaddleNLPSystem(work, settings), PaddleNLPFastMathSystem(work, settings)]
+        results = measure(systems, args)
     print_report(work, args, results)
 
 

@@ -175,7 +175,11 @@ class PromptClassifier:
             self.model: paddle.nn.Layer = ClsHeadModel(plm, len(self.labels))
         else:
             self.template = Template(template, tokenizer, max_seq_length)
-            head = VERBALIZERS[verbalizer](self.label_words, tokenizer, self.template.num_masks, plm.cls.predictions)
+            # A softmax over the labels (single-label) needs label log-probabilities only up to a constant.
+            options = {"log_probs": self.task is not None} if verbalizer == "manual" else {}
+            head = VERBALIZERS[verbalizer](
+                self.label_words, tokenizer, self.template.num_masks, plm.cls.predictions, **options
+            )
             if self.task is not None:
                 head = MultiLabelHead(head, len(self.labels), log_odds=verbalizer == "manual")
             self.model = PromptModel(plm, self.template, head, calibrated=calibrate)

@@ -80,12 +80,32 @@ class ManualVerbalizer(Verbalizer):
 
     A word's score is the mean log-probability of its characters at consecutive mask slots; a
     label's logit is the log of the mean probability of its words.
+
+    ``log_probs=False`` is for a softmax over the labels, which ignores a constant added to every
+    label's logit. When all label words have the same number of characters, the slots'
+    vocabulary log-partition functions are such a constant, so the logits leave them out and
+    project the mask states onto the label words' output embeddings only, instead of the whole
+    vocabulary (the same probabilities and gradients for a fraction of the head's work). Mixed
+    word lengths, and ``log_probs=True`` (multi-label log-odds need true log-probabilities), score
+    against the whole vocabulary.
     """
 
-    def __init__(self, label_words: Dict[str, Sequence[str]], tokenizer: Any, num_masks: int, predictions: nn.Layer):
+    def __init__(
+        self,
+        label_words: Dict[str, Sequence[str]],
+        tokenizer: Any,
+        num_masks: int,
+        predictions: nn.Layer,
+        log_probs: bool = True,
+    ):
         super().__init__(label_words, tokenizer, num_masks, predictions)
         word_ids = self.label_token_ids
         words = [w for label in self.labels for w in word_ids[label]]
+        lengths = {len(w) for w in words}
+        # The label-words-only path reads decoder rows: paddlenlp's Linear stores weight as [vocab, hidden].
+        rows_first = not isinstance(predictions.decoder, nn.Linear)
+        self.label_words_only = not log_probs and len(lengths) == 1 and rows_first
+        self.scored_slots = max(lengths)
         ids = np.zeros([len(words), num_masks], dtype="int64")
         weights = np.zeros([len(words), num_masks], dtype="float32")
         for i, w in enumerate(words):
@@ -106,15 +126,32 @@ class ManualVerbalizer(Verbalizer):
 
     def forward(self, mask_hidden: paddle.Tensor) -> paddle.Tensor:
         """``[batch, num_masks, hidden]`` → ``[batch, num_labels]`` logits."""
-        vocab_logits = self.head.predictions.decoder(self.head(mask_hidden))
+        hidden = self.head(mask_hidden)
+        word_scores = self._label_word_scores(hidden) if self.label_words_only else self._word_log_probs(hidden)
+        per_label = word_scores.unsqueeze(1) + self.membership.unsqueeze(0)
+        return paddle.logsumexp(per_label, axis=-1) - self.log_counts
+
+    def _word_log_probs(self, hidden: paddle.Tensor) -> paddle.Tensor:
+        """``[batch, words]``: each word's mean character log-probability over the whole vocabulary."""
+        vocab_logits = self.head.predictions.decoder(hidden)
         # Not F.log_softmax: Paddle's CPU kernel clips it at -64, flattening rare words' scores.
         logp = vocab_logits - paddle.logsumexp(vocab_logits, axis=-1, keepdim=True)
         word_scores = 0.0
         for slot in range(self.num_masks):
             slot_logp = paddle.index_select(logp[:, slot, :], self.word_ids[:, slot], axis=1)
             word_scores = word_scores + slot_logp * self.word_weights[:, slot]
-        per_label = word_scores.unsqueeze(1) + self.membership.unsqueeze(0)
-        return paddle.logsumexp(per_label, axis=-1) - self.log_counts
+        return word_scores
+
+    def _label_word_scores(self, hidden: paddle.Tensor) -> paddle.Tensor:
+        """``[batch, words]``: each word's mean character logit, decoder rows of the label words only."""
+        decoder = self.head.predictions.decoder
+        slots = self.scored_slots
+        ids = self.word_ids[:, :slots].transpose([1, 0]).reshape([-1])
+        rows = paddle.index_select(decoder.weight, ids, axis=0).reshape([slots, -1, hidden.shape[-1]])
+        logits = paddle.matmul(hidden[:, :slots, :].transpose([1, 0, 2]), rows, transpose_y=True)
+        if decoder.bias is not None:
+            logits = logits + paddle.index_select(decoder.bias, ids).reshape([slots, 1, -1])
+        return (logits * self.word_weights[:, :slots].transpose([1, 0]).unsqueeze(1)).sum(axis=0)
 
 
 class SoftVerbalizer(Verbalizer):

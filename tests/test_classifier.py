@@ -201,3 +201,10 @@ def test_load_checks_the_prompt_state_names_and_stays_quiet(tiny_model_dir, sepa
                    "shape": f"{name} has shape \\[1\\], the model expects"}[problem]
         with pytest.raises(BundleError, match=message):
             PromptClassifier.load(tmp_path / problem)
+
+
+def test_only_single_label_classifiers_drop_the_vocabulary_normalizer(tiny_model_dir, separable_task):
+    _, _, words = separable_task
+    assert _clf(tiny_model_dir, words).model.verbalizer.label_words_only
+    multi = _clf(tiny_model_dir, words, multi_label=True).model.verbalizer
+    assert not multi.inner.label_words_only

@@ -59,6 +59,58 @@ def test_multi_char_label_words_share_mask_slots(tiny_model_dir, tiny_tokenizer)
         np.testing.assert_allclose(logits[row], expected, rtol=1e-5, atol=1e-5)
 
 
+def _decoder_calls(plm):
+    calls = []
+    plm.cls.predictions.decoder.register_forward_post_hook(lambda *_: calls.append(1))
+    return calls
+
+
+@pytest.mark.parametrize("masks, words", [
+    (2, {"sports": ["体育", "球赛"], "finance": ["财经"], "weather": ["天气"]}),
+    (3, {"sports": ["体育"], "finance": ["财经"], "weather": ["天气"]}),
+    (1, {"sports": ["体"], "finance": ["财", "股"]}),
+])
+def test_equal_length_words_score_only_their_own_decoder_rows(tiny_model_dir, tiny_tokenizer, masks, words):
+    """Without log_probs the logits differ from the log-probabilities by a per-row constant only,
+    so the label softmax and its gradients are the same, and the full-vocabulary decoder never runs."""
+    plm = _plm(tiny_model_dir)
+    template = Template("{'text': 'text_a'}这句话的类别是" + "{'mask'}" * masks, tiny_tokenizer, 32)
+    exact = PromptModel(plm, template, ManualVerbalizer(words, tiny_tokenizer, masks, plm.cls.predictions))
+    fast = PromptModel(plm, template, ManualVerbalizer(words, tiny_tokenizer, masks, plm.cls.predictions,
+                                                       log_probs=False))
+    assert fast.verbalizer.label_words_only and not exact.verbalizer.label_words_only
+    batch = _batch(template, TEXTS)
+    labels = paddle.to_tensor([0, 1, 0])
+    results = []
+    for model in (exact, fast):
+        calls = _decoder_calls(plm)
+        logits = model(**batch)
+        loss = paddle.nn.functional.cross_entropy(logits, labels)
+        loss.backward()
+        results.append((logits.numpy(), float(loss), plm.ernie.embeddings.word_embeddings.weight.grad.numpy().copy(),
+                        len(calls)))
+        plm.clear_gradients()
+    (exact_logits, exact_loss, exact_grad, exact_calls), (fast_logits, fast_loss, fast_grad, fast_calls) = results
+    shift = exact_logits - fast_logits
+    np.testing.assert_allclose(shift, shift[:, :1].repeat(shift.shape[1], axis=1), rtol=1e-5, atol=1e-4)
+    assert fast_loss == pytest.approx(exact_loss, rel=1e-5)
+    np.testing.assert_allclose(fast_grad, exact_grad, rtol=1e-4, atol=1e-6)
+    assert (exact_calls, fast_calls) == (1, 0)
+
+
+def test_mixed_word_lengths_keep_the_full_vocabulary_log_probs(tiny_model_dir, tiny_tokenizer):
+    plm = _plm(tiny_model_dir)
+    template = Template(TEMPLATE, tiny_tokenizer, 32)
+    words = {"sports": ["体育", "球"], "finance": ["财经"]}
+    exact = ManualVerbalizer(words, tiny_tokenizer, 2, plm.cls.predictions)
+    mixed = ManualVerbalizer(words, tiny_tokenizer, 2, plm.cls.predictions, log_probs=False)
+    assert not mixed.label_words_only
+    batch = _batch(template, TEXTS)
+    with paddle.no_grad():
+        np.testing.assert_array_equal(PromptModel(plm, template, mixed)(**batch).numpy(),
+                                      PromptModel(plm, template, exact)(**batch).numpy())
+
+
 def test_word_longer_than_mask_slots_is_an_error(tiny_tokenizer):
     with pytest.raises(LabelFileError, match="label 'sports' word '体育赛' has 3 tokens but the template has only 2"):
         tokenize_label_words({"sports": ["体育赛"]}, tiny_tokenizer, 2)
