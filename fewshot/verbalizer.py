@@ -105,7 +105,6 @@ class ManualVerbalizer(Verbalizer):
         # The label-words-only path reads decoder rows: paddlenlp's Linear stores weight as [vocab, hidden].
         rows_first = not isinstance(predictions.decoder, nn.Linear)
         self.label_words_only = not log_probs and len(lengths) == 1 and rows_first
-        self.scored_slots = max(lengths)
         ids = np.zeros([len(words), num_masks], dtype="int64")
         weights = np.zeros([len(words), num_masks], dtype="float32")
         for i, w in enumerate(words):
@@ -123,6 +122,12 @@ class ManualVerbalizer(Verbalizer):
         self.register_buffer("word_weights", paddle.to_tensor(weights), persistable=False)
         self.register_buffer("membership", paddle.to_tensor(membership), persistable=False)
         self.register_buffer("log_counts", paddle.to_tensor(log_counts), persistable=False)
+        if self.label_words_only:
+            # Slot-major copies for _label_word_scores: ids [slots * words], weights [slots, 1, words].
+            slots = lengths.pop()
+            self.register_buffer("slot_word_ids", paddle.to_tensor(ids[:, :slots].T.reshape(-1)), persistable=False)
+            slot_weights = np.ascontiguousarray(weights[:, :slots].T[:, None, :])
+            self.register_buffer("slot_word_weights", paddle.to_tensor(slot_weights), persistable=False)
 
     def forward(self, mask_hidden: paddle.Tensor) -> paddle.Tensor:
         """``[batch, num_masks, hidden]`` → ``[batch, num_labels]`` logits."""
@@ -145,13 +150,13 @@ class ManualVerbalizer(Verbalizer):
     def _label_word_scores(self, hidden: paddle.Tensor) -> paddle.Tensor:
         """``[batch, words]``: each word's mean character logit, decoder rows of the label words only."""
         decoder = self.head.predictions.decoder
-        slots = self.scored_slots
-        ids = self.word_ids[:, :slots].transpose([1, 0]).reshape([-1])
+        slots = self.slot_word_weights.shape[0]
+        ids = self.slot_word_ids
         rows = paddle.index_select(decoder.weight, ids, axis=0).reshape([slots, -1, hidden.shape[-1]])
         logits = paddle.matmul(hidden[:, :slots, :].transpose([1, 0, 2]), rows, transpose_y=True)
         if decoder.bias is not None:
             logits = logits + paddle.index_select(decoder.bias, ids).reshape([slots, 1, -1])
-        return (logits * self.word_weights[:, :slots].transpose([1, 0]).unsqueeze(1)).sum(axis=0)
+        return (logits * self.slot_word_weights).sum(axis=0)
 
 
 class SoftVerbalizer(Verbalizer):
