@@ -195,7 +195,7 @@ def run_paddlenlp(settings: Settings, data: TaskData) -> Dict[str, float]:
     )
     from paddlenlp.transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    from fewshot.trainer import classification_metrics, compute_metrics
+    from fewshot.tasks import SingleLabelTask, classification_metrics
 
     paddle.seed(settings.seed)
     plm = AutoModelForMaskedLM.from_pretrained(settings.model)
@@ -205,6 +205,11 @@ def run_paddlenlp(settings: Settings, data: TaskData) -> Dict[str, float]:
     verbalizer = ManualVerbalizer(chars, tokenizer)
     model = PromptModelForSequenceClassification(plm, template, verbalizer)
     ids = verbalizer.labels_to_ids
+    task = SingleLabelTask(sorted(ids, key=ids.get))
+
+    def compute_metrics(eval_pred: Any) -> Dict[str, float]:
+        logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+        return task.target_metrics(np.asarray(logits), np.asarray(eval_pred.label_ids))
 
     def rows(examples: Sequence[Any]) -> MapDataset:
         return MapDataset([{"text_a": e.text_a, "labels": ids[e.label]} for e in examples])
@@ -325,7 +330,7 @@ def write_report(output: Path, report: Dict[str, Any]) -> None:
 
 def load_task(settings: Settings, split: Split, test_path: Path) -> TaskData:
     """Read one split's training examples and the test set with the task's field mapping."""
-    from fewshot.classifier import resolve_label_words
+    from fewshot.tasks import resolve_label_words
     from fewshot.data import read_examples
 
     label_words = resolve_label_words(settings.labels)
@@ -358,7 +363,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Run every method on every split; print and write the report; return it."""
     args = parse_args(argv)
-    from fewshot.cli import parse_fields
+    from fewshot.data import parse_fields
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in ALL_METHODS]

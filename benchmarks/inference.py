@@ -147,7 +147,7 @@ def paddle_probs(clf, batches: Sequence[Dict[str, "object"]], fast_math: bool) -
 
     import paddle
 
-    from fewshot.cpu_math import fast_cpu_math
+    from fewshot.training.cpu_math import fast_cpu_math
 
     with paddle.no_grad(), fast_cpu_math() if fast_math else nullcontext():
         tensors = [{k: paddle.to_tensor(v) for k, v in b.items()} for b in batches]

@@ -77,8 +77,8 @@ def make_batches(texts: Sequence[str], tokenizer, count: int, batch_size: int, m
     """``count`` collated batches from fewshot's own pipeline (pack, mask, flatten positions)."""
     import numpy as np
 
-    from fewshot.corpus import pack_sequences, tokenize_sentence
-    from fewshot.pretrain import MaskedLMCollator, PackedDataset, replacement_ids
+    from fewshot.pretraining.corpus import pack_sequences, tokenize_sentence
+    from fewshot.pretraining.pretrain import MaskedLMCollator, PackedDataset, replacement_ids
 
     docs = [[tokenize_sentence(text, tokenizer)] for text in texts]
     sequences = pack_sequences(docs, max_seq_len, tokenizer.cls_token_id, tokenizer.sep_token_id)
@@ -102,7 +102,7 @@ def make_batches(texts: Sequence[str], tokenizer, count: int, batch_size: int, m
 def ours_step(model, batch) -> "object":
     import paddle
 
-    from fewshot.pretrain import masked_lm_loss
+    from fewshot.pretraining.pretrain import masked_lm_loss
 
     loss, _ = masked_lm_loss(
         model,
@@ -123,7 +123,7 @@ def run_loop(model, optimizer, step: Callable, batches: Sequence[Dict], fast_mat
     """Train on ``batches`` (inside ``fast_cpu_math`` when ``fast_math``); return (seconds per step, last loss)."""
     from contextlib import nullcontext
 
-    from fewshot.cpu_math import fast_cpu_math
+    from fewshot.training.cpu_math import fast_cpu_math
 
     with fast_cpu_math() if fast_math else nullcontext():
         start = time.perf_counter()

@@ -56,9 +56,9 @@ from paddlenlp.transformers import AutoModelForMaskedLM, AutoTokenizer
 from paddlenlp.utils.log import logger as paddlenlp_logger
 
 from fewshot.classifier import PromptClassifier
-from fewshot.cpu_math import fast_cpu_math
+from fewshot.training.cpu_math import fast_cpu_math
 from fewshot.data import Example, read_jsonl
-from fewshot.labels import read_label_words
+from fewshot.data.labels import read_label_words
 from fewshot.testing import build_tiny_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

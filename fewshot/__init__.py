@@ -2,25 +2,33 @@
 
 The names a user needs::
 
-    from fewshot import PromptClassifier
-    from fewshot.inference import OnnxPredictor   # deployment, no Paddle import
+    from fewshot import PromptClassifier          # build, fit, evaluate, predict, save, load, export
+    from fewshot import OnnxPredictor             # deployment: a bundle, onnxruntime, no Paddle
+    from fewshot import read_examples, read_label_words
 
-Heavy modules (Paddle, PaddleNLP) are imported on first use, so ``fewshot.inference`` stays light.
+The package follows the data flow, and ``fewshot.runtime`` (with ``data``, ``tasks``, ``template``)
+never imports Paddle, so a deployment image installs without it. Names are imported on first use.
 """
 
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "PromptClassifier": "fewshot.classifier",
-    "PromptTrainer": "fewshot.trainer",
-    "PromptTrainingArguments": "fewshot.trainer",
+    "OnnxPredictor": "fewshot.runtime",
+    "predict_file": "fewshot.runtime",
+    "PromptTrainer": "fewshot.training.trainer",
+    "PromptTrainingArguments": "fewshot.training.arguments",
     "Template": "fewshot.template",
     "parse_template": "fewshot.template",
-    "read_label_words": "fewshot.labels",
+    "read_label_words": "fewshot.data",
     "read_examples": "fewshot.data",
     "Example": "fewshot.data",
+    "SingleLabelTask": "fewshot.tasks",
+    "MultiLabelTask": "fewshot.tasks",
+    "HierarchicalTask": "fewshot.tasks",
+    "FewshotError": "fewshot.errors",
 }
 
 __all__ = list(_LAZY) + ["__version__"]

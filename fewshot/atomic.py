@@ -1,42 +1,170 @@
-"""Atomic directory writes: build in a temporary sibling, then swap it in with renames.
+"""Crash-proof replacement of directories and files: a kill at any instant leaves the old or the new one.
 
-A save or export that fails midway leaves the previous directory untouched.
+Writes go to a hidden sibling (``.NAME.tmp-PID-XXXX``), which then replaces the target:
+
+- a file with one ``os.replace`` (atomic on POSIX and Windows);
+- a directory, on Linux, with one ``renameat2(RENAME_EXCHANGE)`` that swaps the new and the old
+  directory atomically (the old one, now at the hidden name, is deleted afterwards). Where the
+  exchange is unavailable (another OS, a file system without it), the old directory is renamed
+  aside (``.NAME.old-PID-XXXX``) and the new one renamed in; a crash between the two leaves the
+  old one aside, and :func:`recover` — run before every write and every load — puts it back.
+
+Leftovers of runs that were killed (hidden siblings whose process is gone) are removed by the
+next write to the same target.
+
+>>> with atomic_directory("model/") as tmp:
+...     (tmp / "weights.safetensors").write_bytes(data)      # model/ appears complete, or not at all
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import errno
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator, Optional, Union
+
+PathArg = Union[str, "os.PathLike[str]"]
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _libc() -> Optional[ctypes.CDLL]:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name, use_errno=True) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "renameat2") else None
+
+
+_LIBC = _libc()
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two existing paths (Linux ``renameat2``); False where that is not available."""
+    if _LIBC is None:
+        return False
+    if _LIBC.renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(code, os.strerror(code), str(a))
+
+
+def _pattern(target: Path, kind: str) -> "re.Pattern[str]":
+    return re.compile(rf"^\.{re.escape(target.name)}\.{kind}-(\d+)-")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def recover(target: PathArg) -> None:
+    """Put back an old directory a crash left aside, and remove leftovers of dead processes.
+
+    ``model/`` missing but ``.model.old-123-ab/`` present (process 123 gone) → renamed back to ``model/``.
+    """
+    target = Path(target).absolute()
+    if not target.parent.is_dir():
+        return
+    siblings = sorted(target.parent.iterdir())
+    for kind in ("old", "tmp"):
+        pattern = _pattern(target, kind)
+        for path in siblings:
+            match = pattern.match(path.name)
+            if not match or _alive(int(match.group(1))) or not os.path.lexists(path):
+                continue
+            if kind == "old" and not os.path.lexists(target):
+                os.rename(path, target)
+            else:
+                _remove(path)
+
+
+def _sibling(target: Path, kind: str, directory: bool) -> Path:
+    prefix = f".{target.name}.{kind}-{os.getpid()}-"
+    if directory:
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+    handle, name = tempfile.mkstemp(prefix=prefix, dir=target.parent)
+    os.close(handle)
+    return Path(name)
 
 
 @contextlib.contextmanager
-def atomic_directory(target: Union[str, os.PathLike]) -> Iterator[Path]:
+def atomic_directory(target: PathArg) -> Iterator[Path]:
     """Yield a fresh temporary directory; on success it replaces ``target``, on error it is removed."""
-    target = Path(target).resolve()
+    target = Path(target).absolute()
     if target.exists() and not target.is_dir():
         raise NotADirectoryError(f"{target} exists and is not a directory")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    recover(target)
+    tmp = _sibling(target, "tmp", directory=True)
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.rmdir(old)
-        os.rename(target, old)
     try:
-        os.rename(tmp, target)
+        _swap_in(tmp, target)
     except BaseException:
-        if old is not None:
-            os.rename(old, target)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Make ``new`` the directory at ``target``; the replaced directory is deleted."""
+    if not target.exists():
+        os.rename(new, target)
+        return
+    if exchange(new, target):
+        shutil.rmtree(new, ignore_errors=True)
+        return
+    old = _sibling(target, "old", directory=True)
+    os.rmdir(old)
+    os.rename(target, old)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_file(target: PathArg) -> Iterator[Path]:
+    """Yield a temporary file path next to ``target``; on success it replaces ``target`` (flushed to
+    disk first), on error it is removed and ``target`` is untouched."""
+    target = Path(target).absolute()
+    recover(target)
+    tmp = _sibling(target, "tmp", directory=False)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise

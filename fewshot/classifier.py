@@ -1,61 +1,70 @@
-"""``PromptClassifier``: build, fit, evaluate, predict, save and load a prompt classifier."""
+"""``PromptClassifier``: build, fit, evaluate, predict, save, load and export a prompt classifier.
+
+>>> clf = PromptClassifier("ernie-3.0-base-zh", labels="label.txt",
+...                        template="{'text': 'text_a'}这条新闻的主题是{'mask'}{'mask'}")
+>>> clf.fit("train.txt", eval_data="dev.txt", max_steps=200)["eval_accuracy"]
+0.55
+>>> clf.predict("文登区这些公路及危桥将进入封闭施工")
+['news_car']
+"""
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import shutil
 import tempfile
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
+from safetensors.numpy import load_file as load_safetensors
+from safetensors.numpy import save_file as save_safetensors
 
 from . import __version__
-from .atomic import atomic_directory
-from .cpu_math import fast_cpu_math
-from .data import Example, to_examples
-from .errors import BundleError, DataError
-from .hierarchy import DEFAULT_PATH_DELIMITER, HierarchyTask, hierarchy_from_labels, read_hierarchy
-from .labels import label_words_from_mapping, read_label_words
-from .model import ClsHeadModel, PromptModel
-from .multilabel import (
+from .atomic import atomic_directory, recover
+from .data import Example, read_examples, to_examples
+from .data.inputs import TextInputs, prediction_pairs
+from .documents import json_text, read_json_document
+from .errors import BundleError, DataError, FewshotError
+from .export.bundle import export_bundle
+from .export.convert import DEFAULT_OPSET
+from .prompt.heads import SigmoidHead, build_head, prior_bias
+from .prompt.model import ClsHeadModel, PromptModel
+from .prompt.pretrained import load_pretrained
+from .prompt.verbalizers import VERBALIZERS
+from .tasks import (
     DEFAULT_LABEL_DELIMITER,
-    MultiLabelHead,
-    MultiLabelTask,
-    compute_multilabel_metrics,
-    prior_bias,
-    sigmoid,
+    DEFAULT_PATH_DELIMITER,
+    LabelsArg,
+    Task,
+    build_task,
+    task_from_config,
 )
-from .template import Template, format_part, pad_batch, parse_template
-from .trainer import EncodedDataset, PromptTrainer, PromptTrainingArguments, classification_metrics, make_collator
-from .verbalizer import VERBALIZERS
-
-logger = logging.getLogger(__name__)
+from .template import Row, Template, format_part, pad_batch, parse_template
+from .training.arguments import PromptTrainingArguments
+from .training.cpu_math import fast_cpu_math
+from .training.datasets import ListDataset
+from .training.rng import preserved_random_state, seeded
+from .training.trainer import PromptTrainer, make_collator
 
 DEFAULT_TEMPLATE = "{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}"
+DEFAULT_MAX_SEQ_LENGTH = 128
+DEFAULT_BATCH_SIZE = 32
 CONFIG_NAME = "fewshot_config.json"
-PROMPT_STATE_NAME = "prompt_state.pdparams"
+PROMPT_STATE_NAME = "prompt_state.safetensors"
+PICKLED_PROMPT_STATE_NAME = "prompt_state.pdparams"
+PICKLED_WEIGHTS_NAME = "model_state.pdparams"
 PLM_DIR = "plm"
 METRICS_NAME = "metrics.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 METHODS = ("prompt", "finetune", "zeroshot")
 CONTENT_FREE_TEXTS = ("", "无", "。")
 """Inputs with no content, whose mean prediction estimates the label prior (Zhao et al. 2021)."""
+CONFIG_KEYS = ("template", "label_words", "verbalizer", "max_seq_length")
 
-LabelsArg = Union[str, os.PathLike, Mapping[str, Any], Sequence[str]]
-DataArg = Union[str, os.PathLike, Sequence[Any]]
-LabelTask = Union[MultiLabelTask, HierarchyTask]
-
-
-def load_pretrained(name_or_dir: str):
-    """A PaddleNLP masked-LM model and its tokenizer, by model name (e.g. ``ernie-3.0-base-zh``) or local dir."""
-    from paddlenlp.transformers import AutoModelForMaskedLM, AutoTokenizer
-
-    return AutoModelForMaskedLM.from_pretrained(name_or_dir), AutoTokenizer.from_pretrained(name_or_dir)
+DataArg = Union[str, "os.PathLike[str]", Iterable[Any]]
 
 
 def text_only_template(template: str) -> str:
@@ -67,53 +76,21 @@ def text_only_template(template: str) -> str:
     return "{'sep'}".join(texts)
 
 
-def resolve_label_words(labels: LabelsArg) -> Dict[str, List[str]]:
-    """Label words from a label file path, a ``{label: word(s)}`` mapping or a list of label names."""
-    if isinstance(labels, (str, os.PathLike)):
-        return read_label_words(labels)
-    if isinstance(labels, Mapping):
-        return label_words_from_mapping(labels)
-    return label_words_from_mapping({label: [] for label in labels})
-
-
-def build_task(
-    labels: LabelsArg,
-    multi_label: bool = False,
-    hierarchical: bool = False,
-    label_delimiter: str = DEFAULT_LABEL_DELIMITER,
-    path_delimiter: str = DEFAULT_PATH_DELIMITER,
-    thresholds: Optional[Any] = None,
-    complete_paths: bool = False,
-) -> Tuple[Dict[str, List[str]], Optional[LabelTask]]:
-    """Label words and the task object (None for single-label classification).
-
-    Hierarchical labels are node paths (``质量##混凝土``), read with ``read_hierarchy`` from a file or
-    ``hierarchy_from_labels`` from a mapping or list; a node without words uses its last segment.
-    """
-    if multi_label and hierarchical:
-        raise ValueError("choose multi_label=True or hierarchical=True, not both")
-    if hierarchical:
-        if isinstance(labels, (str, os.PathLike)):
-            hierarchy = read_hierarchy(labels, path_delimiter)
-        else:
-            hierarchy = hierarchy_from_labels(labels, path_delimiter)
-        return hierarchy.words, HierarchyTask(hierarchy, thresholds, complete_paths)
-    label_words = resolve_label_words(labels)
-    if multi_label:
-        return label_words, MultiLabelTask(list(label_words), label_delimiter, thresholds)
-    if thresholds is not None or complete_paths:
-        raise ValueError("thresholds and complete_paths apply to multi_label / hierarchical classifiers only")
-    return label_words, None
+def training_arguments(output_dir: str, options: Mapping[str, Any]) -> PromptTrainingArguments:
+    """``PromptTrainingArguments`` from ``fit``'s keyword arguments; unknown names are a ``FewshotError``."""
+    known = {f.name for f in dataclass_fields(PromptTrainingArguments)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise FewshotError(f"fit: unknown training argument(s) {', '.join(unknown)} "
+                           "(see fewshot.training.arguments.PromptTrainingArguments)")
+    try:
+        return PromptTrainingArguments(output_dir=output_dir, **options)
+    except (ValueError, TypeError, AssertionError) as exc:
+        raise FewshotError(f"fit: invalid training arguments ({exc})") from None
 
 
 class PromptClassifier:
-    """A few-shot text classifier: a masked-LM PLM, a template and a verbalizer.
-
-    >>> clf = PromptClassifier("ernie-3.0-base-zh", labels="label.txt",
-    ...                        template="{'text': 'text_a'}这条新闻的主题是{'mask'}{'mask'}")
-    >>> clf.fit("train.txt", eval_data="dev.txt", max_steps=200)
-    >>> clf.predict(["文登区这些公路及危桥将进入封闭施工"])
-    ['news_car']
+    """A few-shot text classifier: a masked-LM PLM, a template, a verbalizer and a task.
 
     ``method`` picks what is trained, so that baselines run in the same code base and budget:
 
@@ -124,9 +101,12 @@ class PromptClassifier:
       re-estimates the calibration prior from the training texts (labels unused) when
       ``calibrate=True``, and returns the evaluation metrics on ``eval_data``.
 
-    ``calibrate=True`` (zero-shot only) subtracts the log of the label prior from the logits
-    (contextual calibration, Zhao et al. 2021), estimated from content-free inputs and, after
-    ``fit``, from the unlabelled training texts; it counters the label-word bias of weak PLMs.
+    ``multi_label=True`` / ``hierarchical=True`` choose the task (see ``fewshot.tasks``);
+    ``calibrate=True`` (zero-shot, single-label) subtracts the log of the label prior from the
+    logits (contextual calibration, Zhao et al. 2021). ``seed`` makes the new weights (soft
+    prompt, heads) reproducible without touching the global random generators.
+
+    Every bad argument is a ``FewshotError`` raised before the pretrained model loads.
     """
 
     def __init__(
@@ -135,7 +115,7 @@ class PromptClassifier:
         labels: LabelsArg,
         template: str = DEFAULT_TEMPLATE,
         verbalizer: str = "manual",
-        max_seq_length: int = 128,
+        max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
         seed: Optional[int] = None,
         method: str = "prompt",
         calibrate: bool = False,
@@ -145,48 +125,86 @@ class PromptClassifier:
         path_delimiter: str = DEFAULT_PATH_DELIMITER,
         thresholds: Optional[Any] = None,
         complete_paths: bool = False,
-        _plm: Any = None,
-        _tokenizer: Any = None,
     ):
-        if verbalizer not in VERBALIZERS:
-            raise ValueError(f"verbalizer must be one of {', '.join(VERBALIZERS)}, got {verbalizer!r}")
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-        if calibrate and method != "zeroshot":
-            raise ValueError(f"calibrate=True applies to method='zeroshot' only, got method={method!r}")
-        if method == "zeroshot" and verbalizer != "manual":
-            raise ValueError("method='zeroshot' needs verbalizer='manual' (a soft verbalizer is untrained)")
-        self.method = method
-        self.calibrate = calibrate
-        self.model_name = str(model)
-        self.label_words, self.task = build_task(
+        label_words, task = build_task(
             labels, multi_label, hierarchical, label_delimiter, path_delimiter, thresholds, complete_paths
         )
-        if self.task is not None and calibrate:
-            raise ValueError("calibrate=True estimates a softmax prior; it does not apply to multi-label/hierarchical")
-        self.labels = list(self.label_words)
+        self._setup(str(model), label_words, task, template, verbalizer, max_seq_length, method, calibrate, seed)
+
+    @classmethod
+    def from_task(
+        cls,
+        model: str,
+        task: Task,
+        label_words: Mapping[str, List[str]],
+        template: str = DEFAULT_TEMPLATE,
+        verbalizer: str = "manual",
+        max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
+        method: str = "prompt",
+        calibrate: bool = False,
+        seed: Optional[int] = None,
+        plm: Any = None,
+        tokenizer: Any = None,
+    ) -> "PromptClassifier":
+        """A classifier for an existing ``Task`` object (what ``load`` uses); ``plm``/``tokenizer``
+        reuse an already loaded pretrained model instead of loading ``model``."""
+        clf = cls.__new__(cls)
+        clf._setup(str(model), dict(label_words), task, template, verbalizer, max_seq_length, method, calibrate, seed,
+                   plm, tokenizer)
+        return clf
+
+    def _setup(
+        self, model_name: str, label_words: Dict[str, List[str]], task: Task, template: str, verbalizer: str,
+        max_seq_length: int, method: str, calibrate: bool, seed: Optional[int], plm: Any = None, tokenizer: Any = None,
+    ) -> None:
+        if verbalizer not in VERBALIZERS:
+            raise FewshotError(f"verbalizer must be one of {', '.join(VERBALIZERS)}, got {verbalizer!r}")
+        if method not in METHODS:
+            raise FewshotError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        if calibrate and method != "zeroshot":
+            raise FewshotError(f"calibrate=True applies to method='zeroshot' only, got method={method!r}")
+        if calibrate:
+            task.require("calibrate", "calibrate=True (a softmax prior)")
+        if method == "zeroshot" and verbalizer != "manual":
+            raise FewshotError("method='zeroshot' needs verbalizer='manual' (a soft verbalizer is untrained)")
+        if list(label_words) != list(task.labels):
+            raise FewshotError("label words must be given for exactly the task's labels, in the same order")
+        text = text_only_template(template) if method == "finetune" else template
+        parse_template(text)
+        self.model_name = model_name
+        self.method = method
+        self.calibrate = calibrate
+        self.task = task
+        self.label_words = label_words
         self.verbalizer_kind = verbalizer
-        if seed is not None:
-            paddle.seed(seed)
-        plm, tokenizer = (_plm, _tokenizer) if _plm is not None else load_pretrained(self.model_name)
-        self.tokenizer = tokenizer
-        if method == "finetune":
-            self.template = Template(text_only_template(template), tokenizer, max_seq_length)
-            self.model: paddle.nn.Layer = ClsHeadModel(plm, len(self.labels))
-        else:
-            self.template = Template(template, tokenizer, max_seq_length)
-            # A softmax over the labels (single-label) needs label log-probabilities only up to a constant.
-            options = {"log_probs": self.task is not None} if verbalizer == "manual" else {}
-            head = VERBALIZERS[verbalizer](
-                self.label_words, tokenizer, self.template.num_masks, plm.cls.predictions, **options
-            )
-            if self.task is not None:
-                head = MultiLabelHead(head, len(self.labels), log_odds=verbalizer == "manual")
-            self.model = PromptModel(plm, self.template, head, calibrated=calibrate)
-        self.model.eval()
         self.train_metrics: Dict[str, Any] = {}
+        if plm is None:
+            plm, tokenizer = load_pretrained(model_name)
+        self.tokenizer = tokenizer
+        self.template = Template(text, tokenizer, max_seq_length)
+        with seeded(seed):
+            if method == "finetune":
+                self.model: paddle.nn.Layer = ClsHeadModel(plm, len(self.labels))
+            else:
+                head = build_head(task, verbalizer, label_words, tokenizer, self.template.num_masks, plm.cls.predictions)
+                self.model = PromptModel(plm, self.template, head, calibrated=calibrate)
+        self.model.eval()
         if calibrate:
             self.estimate_prior(CONTENT_FREE_TEXTS)
+
+    @property
+    def labels(self) -> List[str]:
+        """The label of each output column."""
+        return self.task.labels
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The label of each probability column (scikit-learn's name)."""
+        return np.array(self.labels, dtype=object)
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.template.max_seq_length
 
     def estimate_prior(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Set the calibration prior to the mean predicted distribution over ``texts``; returns it.
@@ -194,92 +212,87 @@ class PromptClassifier:
         Needs ``calibrate=True``. Texts may be empty strings (content-free inputs).
         """
         if not self.calibrate:
-            raise ValueError("estimate_prior: this classifier was built with calibrate=False")
+            raise FewshotError("estimate_prior: this classifier was built with calibrate=False")
         if not texts:
             raise DataError("estimate_prior: no texts given")
         self.model.set_log_prior(np.zeros(len(self.labels), dtype="float32"))
         rows = [self.template.encode(text) for text in texts]
-        logits = self._logits(rows, batch_size)
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        prior = (shifted / shifted.sum(axis=1, keepdims=True)).mean(axis=0)
+        prior = self.task.activate(self._logits(rows, batch_size)).mean(axis=0)
         self.model.set_log_prior(np.log(prior))
         return prior
 
-    @property
-    def max_seq_length(self) -> int:
-        return self.template.max_seq_length
-
-    def _examples(self, data: DataArg, labeled: bool) -> List[Example]:
-        known = self.task.check if self.task is not None else self.labels
+    def _examples(self, data: DataArg, labeled: bool = True) -> List[Example]:
+        """Checked examples of a data file (path) or in-memory rows; the template's text slots must be there."""
         if isinstance(data, (str, os.PathLike)):
-            return to_examples(data, labels=known, labeled=labeled)
-        if not labeled and data and all(isinstance(t, str) for t in data):
-            return to_examples(list(data), labeled=False)
-        if labeled and isinstance(self.task, MultiLabelTask):
-            data = [self._join_label_list(row) for row in data]
-        return to_examples(data, labels=known if labeled else None, labeled=labeled)
+            examples, source = read_examples(data, labels=self.task.check, labeled=labeled), str(data)
+        else:
+            rows = (self._with_label_field(row) for row in data) if labeled else data
+            examples, source = to_examples(rows, labels=self.task.check if labeled else None, labeled=labeled), "rows"
+        if self.template.needs_text_b and examples[0].text_b is None:
+            raise DataError(f"{source}: the template uses text_b, but the data has one text per row")
+        return examples
 
-    def _join_label_list(self, row: Any) -> Any:
-        """``("text", ["a", "b"])`` → ``("text", "a,b")``: in-memory multi-label rows may give lists."""
-        if isinstance(row, (tuple, list)) and row and isinstance(row[-1], (list, tuple)):
-            return (*row[:-1], self.task.delimiter.join(map(str, row[-1])))
+    def _with_label_field(self, row: Any) -> Any:
+        """An in-memory row with its label as the task reads it (``("t", ["a", "b"])`` → ``("t", "a,b")``)."""
+        if isinstance(row, tuple) and len(row) in (2, 3):
+            return (*row[:-1], self.task.label_field(row[-1]))
+        if isinstance(row, list) and len(row) in (2, 3):
+            return [*row[:-1], self.task.label_field(row[-1])]
+        if isinstance(row, Mapping) and "label" in row:
+            return {**row, "label": self.task.label_field(row["label"])}
         return row
 
     def encode(self, examples: Sequence[Example], with_labels: bool = False) -> List[Dict[str, Any]]:
-        """Template-encode examples (and their label ids) for the model."""
-        label_ids = {label: i for i, label in enumerate(self.labels)}
-        rows = []
-        for example in examples:
-            row: Dict[str, Any] = self.template.encode(example.text_a, example.text_b)
-            if with_labels:
-                row["labels"] = self.task.target(example.label) if self.task else label_ids[example.label]
-            rows.append(row)
+        """Template-encode examples (and their training targets) for the model."""
+        rows: List[Dict[str, Any]] = self.template.encode_batch([(e.text_a, e.text_b) for e in examples])
+        if with_labels:
+            for row, example in zip(rows, examples):
+                row["labels"] = self.task.target(example.label)
         return rows
 
     def fit(
-        self, train: DataArg, eval_data: Optional[DataArg] = None, tune_thresholds: bool = False, **training_args: Any
+        self,
+        train: DataArg,
+        eval_data: Optional[DataArg] = None,
+        tune_thresholds: bool = False,
+        callbacks: Optional[Sequence[Any]] = None,
+        **training_args: Any,
     ) -> Dict[str, Any]:
         """Train on labelled data; keyword arguments are ``PromptTrainingArguments`` fields.
 
-        Returns the training metrics, plus the evaluation metrics on ``eval_data`` when given.
-        ``tune_thresholds=True`` (multi-label / hierarchical) then tunes per-label thresholds on
-        ``eval_data`` before evaluating on it.
+        Returns the training metrics (``train_loss``, ``train_steps``, …), plus ``eval_*`` metrics
+        on ``eval_data`` when given; they are kept in ``train_metrics`` and saved with the model.
+        ``tune_thresholds=True`` (multi-label / hierarchical) first tunes per-label thresholds on
+        ``eval_data``. ``callbacks`` are PaddleNLP ``TrainerCallback`` objects. Options apply to
+        this call only (``freeze_plm`` included); the global random generators are left as they were.
         """
-        if tune_thresholds and (self.task is None or not eval_data):
-            raise ValueError("tune_thresholds=True needs a multi-label or hierarchical classifier and eval_data")
-        if self.method == "zeroshot":
-            return self._fit_zeroshot(train, eval_data)
-        train_rows = self.encode(self._examples(train, labeled=True), with_labels=True)
-        eval_rows = self.encode(self._examples(eval_data, labeled=True), with_labels=True) if eval_data else None
-        keep_output = "output_dir" in training_args
-        output_dir = training_args.pop("output_dir", None) or tempfile.mkdtemp(prefix="fewshot-train-")
-        defaults = dict(
-            per_device_train_batch_size=8,
-            per_device_eval_batch_size=32,
-            learning_rate=3e-5,
-            num_train_epochs=10,
-            logging_steps=10,
-            save_strategy="no",
-            evaluation_strategy="epoch" if eval_rows else "no",
-            report_to=[],
-            do_train=True,
-        )
-        defaults.update(training_args)
-        args = PromptTrainingArguments(output_dir=output_dir, **defaults)
-        self._init_label_bias(train_rows, defaults["per_device_eval_batch_size"])
-        trainer = PromptTrainer(
-            model=self.model,
-            args=args,
-            train_dataset=EncodedDataset(train_rows),
-            eval_dataset=EncodedDataset(eval_rows) if eval_rows else None,
-            data_collator=make_collator(self.tokenizer.pad_token_id),
-            **({"compute_metrics": compute_multilabel_metrics} if self.task is not None else {}),
-        )
+        if tune_thresholds:
+            self.task.require("thresholds", "tune_thresholds")
+            if not eval_data:
+                raise FewshotError("tune_thresholds=True needs eval_data")
+        if training_args.get("use_rgl"):
+            self.task.require("rgl", "use_rgl")
+        output_dir = training_args.pop("output_dir", None)
+        workdir = output_dir or tempfile.mkdtemp(prefix="fewshot-train-")
         try:
-            result = trainer.train()
+            args = training_arguments(workdir, training_args)
+            if self.method == "zeroshot":
+                return self._fit_zeroshot(train, eval_data)
+            train_rows = self.encode(self._examples(train), with_labels=True)
+            eval_rows = self.encode(self._examples(eval_data), with_labels=True) if eval_data else None
+            self._init_label_bias(train_rows, args.per_device_eval_batch_size)
+            with preserved_random_state():
+                trainer = PromptTrainer(
+                    model=self.model, args=args, task=self.task,
+                    train_dataset=ListDataset(train_rows),
+                    eval_dataset=ListDataset(eval_rows) if eval_rows else None,
+                    data_collator=make_collator(self.tokenizer.pad_token_id),
+                    callbacks=list(callbacks or []),
+                )
+                result = trainer.train()
         finally:
-            if not keep_output:
-                shutil.rmtree(output_dir, ignore_errors=True)
+            if output_dir is None:
+                shutil.rmtree(workdir, ignore_errors=True)
         self.model.eval()
         metrics = dict(result.metrics)
         metrics["train_steps"] = int(result.global_step)
@@ -291,9 +304,9 @@ class PromptClassifier:
         return metrics
 
     def _init_label_bias(self, rows: Sequence[Dict[str, Any]], batch_size: int) -> None:
-        """Before a multi-label head's first training, start each label's logits at its base rate."""
+        """Before a sigmoid head's first training, start each label's logits at its base rate."""
         head = getattr(self.model, "verbalizer", None)
-        if not isinstance(head, MultiLabelHead) or not head.is_fresh():
+        if not isinstance(head, SigmoidHead) or not head.is_fresh():
             return
         logits = self._logits(rows, batch_size)
         bias = prior_bias(logits, np.array([row["labels"] for row in rows]), head.bias.numpy())
@@ -303,7 +316,7 @@ class PromptClassifier:
         """Zero-shot "training": no weight changes; calibrate on the training texts when enabled."""
         metrics: Dict[str, Any] = {"train_steps": 0}
         if self.calibrate:
-            texts = [e.text_a for e in self._examples(train, labeled=True)]
+            texts = [e.text_a for e in self._examples(train)]
             self.estimate_prior(texts)
             metrics["calibration_texts"] = len(texts)
         if eval_data:
@@ -312,7 +325,7 @@ class PromptClassifier:
         return metrics
 
     @paddle.no_grad()
-    def _logits(self, rows: Sequence[Dict[str, Any]], batch_size: int) -> np.ndarray:
+    def _logits(self, rows: Sequence[Row], batch_size: int) -> np.ndarray:
         """Class logits for encoded rows, batched by length (minimal padding), in input order."""
         self.model.eval()
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
@@ -325,51 +338,51 @@ class PromptClassifier:
                 out[idx] = logits.numpy()
         return out
 
-    def predict_proba(self, data: DataArg, batch_size: int = 32) -> np.ndarray:
-        """Class probabilities, ``[n, num_labels]``, columns in ``self.labels`` order.
+    def predict_proba(self, inputs: TextInputs, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+        """Class probabilities ``[n, num_labels]``, columns in ``classes_`` order.
 
-        Multi-label and hierarchical classifiers give independent (sigmoid) probabilities per label / node.
+        ``inputs``: a text (``str``), or an iterable of texts, ``(text_a, text_b)`` pairs or
+        ``Example`` objects (see ``fewshot.data.inputs``). Sigmoid tasks give independent
+        probabilities per label / node.
         """
-        examples = self._examples(data, labeled=False)
-        logits = self._logits(self.encode(examples), batch_size)
-        if self.task is not None:
-            return sigmoid(logits)
-        return F.softmax(paddle.to_tensor(logits), axis=-1).numpy()
+        pairs = prediction_pairs(inputs, self.template.needs_text_b)
+        if not pairs:
+            return np.zeros((0, len(self.labels)), dtype="float32")
+        return self.task.activate(self._logits(self.template.encode_batch(pairs), batch_size))
 
-    def predict(self, data: DataArg, batch_size: int = 32) -> List[Any]:
-        """The most probable label of each text (or text pair, or row of a data file).
+    def predict(self, inputs: TextInputs, batch_size: int = DEFAULT_BATCH_SIZE) -> List[Any]:
+        """The predicted label of each text (a list, also for a single ``str``).
 
         Multi-label: the list of labels at or above their thresholds (``["盗窃", "抢劫"]``, maybe ``[]``);
         hierarchical: the most probable consistent path (``"质量##混凝土##养护"``).
         """
-        proba = self.predict_proba(data, batch_size)
-        if self.task is not None:
-            return self.task.decode(proba)
-        return [self.labels[i] for i in proba.argmax(axis=-1)]
+        return self.task.decode(self.predict_proba(inputs, batch_size))
 
-    def evaluate(self, data: DataArg, batch_size: int = 32, report: bool = False) -> Dict[str, Any]:
-        """Accuracy and macro-F1 on labelled data; ``report=True`` adds a per-class report.
+    def evaluate(self, data: DataArg, batch_size: int = DEFAULT_BATCH_SIZE, report: bool = False) -> Dict[str, Any]:
+        """The task's metrics on labelled data (a file path or rows); ``report=True`` adds per-class details.
 
-        Multi-label: micro-F1, macro-F1, exact match. Hierarchical: per-level accuracy, exact match,
-        tolerant accuracy and node micro/macro-F1 (see ``fewshot.hierarchy.hierarchy_metrics``).
+        Single-label: accuracy and macro-F1. Multi-label: micro-F1, macro-F1, exact match.
+        Hierarchical: per-level accuracy, exact match, tolerant accuracy, node micro/macro-F1.
         """
-        examples = self._examples(data, labeled=True)
-        logits = self._logits(self.encode(examples), batch_size)
-        if self.task is not None:
-            return self.task.metrics(sigmoid(logits), [e.label for e in examples], report=report)
-        gold = np.array([self.labels.index(e.label) for e in examples])
-        return classification_metrics(logits.argmax(axis=-1), gold, self.labels, report=report)
+        examples = self._examples(data)
+        probs = self.task.activate(self._logits(self.encode(examples), batch_size))
+        return self.task.metrics(probs, [e.label for e in examples], report=report)
 
-    def tune_thresholds(self, data: DataArg, batch_size: int = 32) -> Dict[str, float]:
+    def score(self, data: DataArg, batch_size: int = DEFAULT_BATCH_SIZE) -> float:
+        """Accuracy on labelled data, as scikit-learn's ``score``: the share of rows predicted exactly
+        right (for multi-label and hierarchical rows, the whole label set or path)."""
+        metrics = self.evaluate(data, batch_size)
+        return float(metrics["accuracy"] if "accuracy" in metrics else metrics["exact_match"])
+
+    def tune_thresholds(self, data: DataArg, batch_size: int = DEFAULT_BATCH_SIZE) -> Dict[str, float]:
         """Tune one decision threshold per label (or hierarchy node) on labelled dev data; returns them.
 
-        Each label's threshold maximises that label's F1 on ``data`` (see
-        ``fewshot.multilabel.tune_thresholds``); they are saved and exported with the classifier.
+        Each label's threshold maximises that label's F1 on ``data``; they are saved and exported
+        with the classifier. Single-label classifiers have none (a ``FewshotError``).
         """
-        if self.task is None:
-            raise ValueError("tune_thresholds: single-label classifiers predict the argmax and have no thresholds")
-        examples = self._examples(data, labeled=True)
-        probs = sigmoid(self._logits(self.encode(examples), batch_size))
+        self.task.require("thresholds", "tune_thresholds")
+        examples = self._examples(data)
+        probs = self.task.activate(self._logits(self.encode(examples), batch_size))
         thresholds = self.task.tune(probs, [e.label for e in examples])
         return dict(zip(self.labels, map(float, thresholds)))
 
@@ -387,7 +400,7 @@ class PromptClassifier:
             "labels": self.labels,
             "label_words": self.label_words,
             "train_metrics": self.train_metrics,
-            **(self.task.config() if self.task is not None else {"task": "multi_class"}),
+            "task": self.task.config(),
         }
 
     def _prompt_state(self) -> Dict[str, paddle.Tensor]:
@@ -395,61 +408,76 @@ class PromptClassifier:
         plm_ids = {id(p) for p in self.model.plm.parameters()}
         return {k: v for k, v in self.model.state_dict().items() if id(v) not in plm_ids}
 
-    def save(self, directory: Union[str, os.PathLike]) -> Path:
-        """Write the classifier to ``directory`` atomically: a failed save keeps the old one."""
+    def save(self, directory: Union[str, "os.PathLike[str]"]) -> Path:
+        """Write the classifier to ``directory`` atomically (safetensors weights, JSON config): an
+        interrupted or failed save keeps the old one."""
         with atomic_directory(directory) as tmp:
-            self.model.plm.save_pretrained(str(tmp / PLM_DIR))
+            self.model.plm.save_pretrained(str(tmp / PLM_DIR), safe_serialization=True)
             self.tokenizer.save_pretrained(str(tmp / PLM_DIR))
-            prompt_state = self._prompt_state()
-            if prompt_state:
-                paddle.save(prompt_state, str(tmp / PROMPT_STATE_NAME))
-            (tmp / CONFIG_NAME).write_text(json.dumps(self.config(), ensure_ascii=False, indent=2), encoding="utf-8")
+            state = {name: value.numpy() for name, value in self._prompt_state().items()}
+            if state:
+                save_safetensors(state, str(tmp / PROMPT_STATE_NAME))
+            (tmp / CONFIG_NAME).write_text(json_text(self.config()), encoding="utf-8")
             if self.train_metrics:
-                (tmp / METRICS_NAME).write_text(json.dumps(self.train_metrics, indent=2), encoding="utf-8")
+                (tmp / METRICS_NAME).write_text(json_text(self.train_metrics), encoding="utf-8")
         return Path(directory)
 
     @classmethod
-    def load(cls, directory: Union[str, os.PathLike]) -> "PromptClassifier":
-        """Load a classifier written by ``save`` (or by ``fewshot-train --output``)."""
+    def load(cls, directory: Union[str, "os.PathLike[str]"], trust_pickle: bool = False) -> "PromptClassifier":
+        """Load a classifier written by ``save`` (or by ``fewshot-train --output``).
+
+        Weights are read from safetensors files only: a directory holding pickled weights
+        (``.pdparams``, which can run code when loaded) is refused unless ``trust_pickle=True``.
+        """
         directory = Path(directory)
+        recover(directory)
         config = read_config(directory)
         plm_dir = directory / PLM_DIR
         if not (plm_dir / "config.json").is_file():
             raise BundleError(f"{plm_dir}: missing the pretrained model files (config.json)")
+        check_no_pickle(plm_dir, PICKLED_WEIGHTS_NAME, trust_pickle, safe_name="model.safetensors")
+        task = task_from_config(config["labels"], config["task"], where=str(directory / CONFIG_NAME))
         plm, tokenizer = load_pretrained(str(plm_dir))
-        clf = cls(
-            str(plm_dir),
-            labels=config["label_words"],
-            template=config["template"],
-            verbalizer=config["verbalizer"],
-            max_seq_length=config["max_seq_length"],
-            method=config.get("method", "prompt"),
-            calibrate=bool(config.get("calibrate", False)),
-            **task_arguments(config),
-            _plm=plm,
-            _tokenizer=tokenizer,
+        clf = cls.from_task(
+            config.get("base_model", str(plm_dir)), task, config["label_words"], template=config["template"],
+            verbalizer=config["verbalizer"], max_seq_length=config["max_seq_length"],
+            method=config.get("method", "prompt"), calibrate=bool(config.get("calibrate", False)),
+            plm=plm, tokenizer=tokenizer,
         )
-        clf.model_name = config.get("base_model", str(plm_dir))
-        state_path = directory / PROMPT_STATE_NAME
-        expected = clf._prompt_state()
-        if state_path.is_file():
-            state = paddle.load(str(state_path))
-            for problem, names in (("unexpected", set(state) - set(expected)), ("missing", set(expected) - set(state))):
-                if names:
-                    raise BundleError(f"{state_path}: {problem} parameters {', '.join(sorted(names))}")
-            for name, value in state.items():
-                if list(value.shape) != list(expected[name].shape):
-                    raise BundleError(f"{state_path}: {name} has shape {list(value.shape)}, "
-                                      f"the model expects {list(expected[name].shape)}")
-                expected[name].set_value(value)
-        elif expected:
-            raise BundleError(f"{state_path}: missing, but the template or verbalizer has trained parameters")
+        clf._load_prompt_state(directory, trust_pickle)
         clf.train_metrics = config.get("train_metrics", {})
         return clf
 
+    def _load_prompt_state(self, directory: Path, trust_pickle: bool) -> None:
+        """Set the soft prompt, heads and prior from the saved state; names and shapes must match."""
+        expected = self._prompt_state()
+        path = directory / PROMPT_STATE_NAME
+        pickled = directory / PICKLED_PROMPT_STATE_NAME
+        if path.is_file():
+            try:
+                state = load_safetensors(str(path))
+            except Exception as exc:  # safetensors raises its own error types for corrupt files
+                raise BundleError(f"{path}: not a readable safetensors file ({exc})") from None
+        elif pickled.is_file():
+            check_no_pickle(directory, PICKLED_PROMPT_STATE_NAME, trust_pickle, safe_name=PROMPT_STATE_NAME)
+            state = {k: np.asarray(v) for k, v in paddle.load(str(pickled)).items()}
+            path = pickled
+        elif expected:
+            raise BundleError(f"{path}: missing, but the template or verbalizer has trained parameters")
+        else:
+            return
+        for problem, names in (("unexpected", set(state) - set(expected)), ("missing", set(expected) - set(state))):
+            if names:
+                raise BundleError(f"{path}: {problem} parameters {', '.join(sorted(names))}")
+        for name, value in state.items():
+            if list(value.shape) != list(expected[name].shape):
+                raise BundleError(f"{path}: {name} has shape {list(value.shape)}, "
+                                  f"the model expects {list(expected[name].shape)}")
+            expected[name].set_value(paddle.to_tensor(value.astype(expected[name].numpy().dtype)))
+
     def export(
         self,
-        bundle_dir: Union[str, os.PathLike],
+        bundle_dir: Union[str, "os.PathLike[str]"],
         onnx: bool = True,
         opset: Optional[int] = None,
         fp16: bool = False,
@@ -457,50 +485,44 @@ class PromptClassifier:
     ) -> Path:
         """Write a deployment bundle (static graph, ONNX, tokenizer, manifest), like ``fewshot-export``.
 
-        ``opset`` defaults to ``fewshot.export.DEFAULT_OPSET``; load the bundle with
-        ``fewshot.inference.OnnxPredictor``.
+        ``opset`` defaults to ``DEFAULT_OPSET``; load the bundle with
+        ``fewshot.runtime.OnnxPredictor``. The ``[CLS]`` fine-tuning baseline has no bundle form.
         """
-        from .export import DEFAULT_OPSET, export_bundle
+        if self.method == "finetune":
+            raise BundleError("export: only prompt classifiers can be exported, not method 'finetune'")
+        info = {"fewshot_version": __version__, "base_model": self.model_name, "verbalizer": self.verbalizer_kind}
+        return export_bundle(self.model, self.template, self.task, self.tokenizer, self.label_words, bundle_dir,
+                             info=info, onnx=onnx, opset=opset or DEFAULT_OPSET, fp16=fp16, int8=int8)
 
-        return export_bundle(self, bundle_dir, onnx=onnx, opset=opset or DEFAULT_OPSET, fp16=fp16, int8=int8)
 
-
-def task_arguments(config: Mapping[str, Any]) -> Dict[str, Any]:
-    """Constructor arguments that rebuild a saved classifier's task (multi-label thresholds, hierarchy)."""
-    task = config.get("task", "multi_class")
-    if task == "multi_label":
-        return {
-            "multi_label": True,
-            "label_delimiter": config.get("label_delimiter", DEFAULT_LABEL_DELIMITER),
-            "thresholds": config.get("thresholds"),
-        }
-    if task == "hierarchical":
-        return {
-            "hierarchical": True,
-            "path_delimiter": config["hierarchy"]["delimiter"],
-            "thresholds": config.get("thresholds"),
-            "complete_paths": bool(config.get("complete_paths", False)),
-        }
-    if task != "multi_class":
-        raise BundleError(f"{CONFIG_NAME}: unknown task {task!r} (expected multi_class, multi_label or hierarchical)")
-    return {}
+def check_no_pickle(directory: Path, pickled_name: str, trust_pickle: bool, safe_name: str) -> None:
+    """Refuse a pickled weight file unless the caller trusts it; a safetensors file beside it is used instead."""
+    if trust_pickle or (directory / safe_name).is_file() or not (directory / pickled_name).is_file():
+        return
+    raise BundleError(
+        f"{directory / pickled_name}: pickled weights can run code when loaded, so fewshot does not read them by "
+        "default; load with trust_pickle=True (fewshot-export --trust-pickle) only if you trust where the directory "
+        "came from, then save it again to convert it to safetensors"
+    )
 
 
 def read_config(directory: Path) -> Dict[str, Any]:
-    """Read and check ``fewshot_config.json`` of a saved classifier."""
-    path = Path(directory) / CONFIG_NAME
-    if not path.is_file():
-        raise BundleError(f"{directory}: not a saved PromptClassifier (no {CONFIG_NAME})")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{path}: not valid JSON ({exc})") from None
-    missing = [k for k in ("format_version", "template", "label_words", "verbalizer", "max_seq_length") if k not in config]
-    if missing:
-        raise BundleError(f"{path}: missing key(s) {', '.join(missing)}")
-    if config["format_version"] > FORMAT_VERSION:
-        raise BundleError(f"{path}: format version {config['format_version']} is newer than this fewshot supports")
+    """Read and check ``fewshot_config.json`` of a saved classifier (formats 1 and 2)."""
+    config = read_json_document(
+        Path(directory) / CONFIG_NAME, CONFIG_KEYS, FORMAT_VERSION,
+        missing_hint=f"not a saved PromptClassifier (no {CONFIG_NAME})",
+    )
+    if "labels" not in config:
+        config["labels"] = list(config["label_words"])
+    if not isinstance(config.get("task"), dict):
+        config["task"] = _format1_task(config)
     return config
 
 
-__all__ = ["PromptClassifier", "DataError", "load_pretrained"]
+def _format1_task(config: Mapping[str, Any]) -> Dict[str, Any]:
+    """Format 1 kept the task's fields at the top level: ``{"task": "multi_label", "thresholds": [...]}``."""
+    keys = ("label_delimiter", "thresholds", "hierarchy", "complete_paths")
+    return {"task": config.get("task", "multi_class"), **{k: config[k] for k in keys if k in config}}
+
+
+__all__ = ["PromptClassifier", "DEFAULT_TEMPLATE", "DEFAULT_MAX_SEQ_LENGTH", "text_only_template"]

@@ -14,9 +14,7 @@ import string
 from typing import Dict, Iterable, List, Sequence, Tuple
 
 from .data import Example, PathLike
-
-SPECIAL_TOKENS: Tuple[str, ...] = ("[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]")
-"""Ids 0..4 of every vocabulary built here, in ERNIE's usual order."""
+from .pretraining.corpus import SPECIAL_TOKENS
 
 _ASCII_CHARS = string.ascii_lowercase + string.digits
 

@@ -8,9 +8,11 @@ import paddle
 import pytest
 
 from fewshot.classifier import PromptClassifier
-from fewshot.cli import train_main
+from fewshot.cli.train import main as train_main
 from fewshot.errors import BundleError, DataError
-from fewshot.trainer import EncodedDataset, PromptTrainer, PromptTrainingArguments, make_collator
+from fewshot.training.arguments import PromptTrainingArguments
+from fewshot.training.datasets import ListDataset as EncodedDataset
+from fewshot.training.trainer import PromptTrainer, make_collator
 
 TEMPLATE = "{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}"
 FAST = dict(disable_tqdm=True, logging_steps=1000, evaluation_strategy="no", report_to=[])
@@ -60,7 +62,7 @@ def test_soft_verbalizer_and_lstm_soft_prompt_train_and_round_trip(tiny_model_di
 
 def _loss(clf, rows, **flags):
     args = PromptTrainingArguments(output_dir="/tmp/unused", **flags)
-    trainer = PromptTrainer(model=clf.model, args=args)
+    trainer = PromptTrainer(model=clf.model, args=args, task=clf.task)
     batch = {k: paddle.to_tensor(v) for k, v in make_collator(0)(rows).items()}
     clf.model.train()
     paddle.seed(1)
@@ -103,7 +105,7 @@ def test_prompt_parameters_get_their_own_learning_rate(tiny_model_dir, separable
     train, _, words = separable_task
     clf = _clf(tiny_model_dir, words, template="{'soft'}{'text': 'text_a'}{'mask'}{'mask'}")
     args = PromptTrainingArguments(output_dir="/tmp/unused", learning_rate=1e-4, ppt_learning_rate=1e-2)
-    trainer = PromptTrainer(model=clf.model, args=args, train_dataset=EncodedDataset(clf.encode(train, True)))
+    trainer = PromptTrainer(model=clf.model, args=args, task=clf.task, train_dataset=EncodedDataset(clf.encode(train, True)))
     trainer.create_optimizer_and_scheduler(num_training_steps=10)
     soft = clf.model.soft_prompt.embedding
     assert soft.optimize_attr["learning_rate"] == pytest.approx(100.0)
@@ -186,17 +188,19 @@ def test_load_checks_the_prompt_state_names_and_stays_quiet(tiny_model_dir, sepa
     texts = [e.text_a for e in test[:4]]
     np.testing.assert_array_equal(again.predict_proba(texts), clf.predict_proba(texts))
 
-    state_path = tmp_path / "ok" / "prompt_state.pdparams"
-    state = paddle.load(str(state_path))
+    from safetensors.numpy import load_file, save_file
+
+    state_path = tmp_path / "ok" / "prompt_state.safetensors"
+    state = load_file(str(state_path))
     name = sorted(state)[0]
     cases = {
         "missing": {k: v for k, v in state.items() if k != name},
-        "unexpected": {**state, "extra.weight": paddle.zeros([2])},
-        "shape": {**state, name: paddle.zeros([1])},
+        "unexpected": {**state, "extra.weight": np.zeros([2], dtype="float32")},
+        "shape": {**state, name: np.zeros([1], dtype="float32")},
     }
     for problem, broken in cases.items():
         shutil.copytree(tmp_path / "ok", tmp_path / problem)
-        paddle.save(broken, str(tmp_path / problem / "prompt_state.pdparams"))
+        save_file(broken, str(tmp_path / problem / "prompt_state.safetensors"))
         message = {"missing": f"missing parameters {name}", "unexpected": "unexpected parameters extra.weight",
                    "shape": f"{name} has shape \\[1\\], the model expects"}[problem]
         with pytest.raises(BundleError, match=message):

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from fewshot.classifier import PromptClassifier
-from fewshot.cli import train_main
+from fewshot.cli.train import main as train_main
 
 TEMPLATE = "{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}"
 COMMON = ["--template", TEMPLATE, "--max-steps", "2", "--batch-size", "4", "--max-seq-length", "32"]

@@ -6,16 +6,16 @@ import shutil
 import pytest
 
 from fewshot.classifier import PromptClassifier
-from fewshot.compare import (
+from fewshot.pretraining.compare import (
     CheckpointResult,
     checkpoint_step,
     compare_checkpoints,
     evaluate_predictions,
-    main,
     markdown_table,
     parse_checkpoint,
     read_groups,
 )
+from fewshot.cli.compare import main
 from fewshot.errors import DataError
 
 TEMPLATE = "{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}"

@@ -6,7 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from fewshot.corpus import (
+from fewshot.cli.corpus_stats import main
+from fewshot.pretraining.corpus import (
     CONTINUATION,
     SPECIAL,
     START,
@@ -14,7 +15,6 @@ from fewshot.corpus import (
     TokenizedSentence,
     build_vocab,
     corpus_statistics,
-    main,
     mask_sequence,
     pack_sequences,
     read_corpus,

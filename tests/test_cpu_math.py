@@ -8,8 +8,8 @@ import pytest
 from paddlenlp.transformers import AutoModelForMaskedLM
 
 from fewshot.classifier import PromptClassifier
-from fewshot.cpu_math import STRIDE_FLAG, denormals_flushed, fast_cpu_math
-from fewshot.trainer import PromptTrainer
+from fewshot.training.cpu_math import STRIDE_FLAG, denormals_flushed, fast_cpu_math
+from fewshot.training.trainer import PromptTrainer
 
 X86_LINUX = platform.system() == "Linux" and platform.machine() == "x86_64"
 needs_x86_linux = pytest.mark.skipif(not X86_LINUX, reason="denormal flushing is set on x86-64 Linux only")

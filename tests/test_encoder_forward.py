@@ -5,7 +5,7 @@ import paddle
 import pytest
 from paddlenlp.transformers import AutoModelForMaskedLM
 
-from fewshot.encoder_forward import (
+from fewshot.prompt.partial_encoder import (
     _padded_positions,
     encode_at_positions,
     gather_positions,

@@ -102,7 +102,7 @@ def test_export_bundle_predicts_test_set_like_training(tmp_path, tiny_model_dir,
     inference = pytest.importorskip("fewshot.inference")
     if not hasattr(inference, "predict_file"):
         pytest.skip("fewshot.inference.predict_file (fewshot-predict) not there yet")
-    from fewshot.cli import predict_main
+    from fewshot.cli.predict import main as predict_main
 
     preds = tmp_path / "preds.jsonl"
     assert predict_main(["--bundle", str(out / "bundle"), "--input", str(tmp_path / "tnews" / "test_public.json"),

@@ -11,9 +11,9 @@ from typing import Callable, Dict, List
 import pytest
 
 from fewshot.data import Example, read_tsv
-from fewshot.hierarchy import HierarchyTask, read_hierarchy
-from fewshot.labels import read_label_words
-from fewshot.multilabel import MultiLabelTask
+from fewshot.tasks import HierarchicalTask as HierarchyTask, read_hierarchy
+from fewshot.data.labels import read_label_words
+from fewshot.tasks import MultiLabelTask
 from fewshot.testing import build_tiny_model
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -102,5 +102,5 @@ def test_train_script_runs_two_steps_with_a_tiny_model(name, tmp_path, capsys):
     assert status == 0
     assert HEADERS[name] in printed
     assert "| default thresholds (0.5) |" in printed and "| thresholds tuned on dev |" in printed
-    assert (output / "fewshot_config.json").is_file() and (output / "plm" / "model_state.pdparams").is_file()
+    assert (output / "fewshot_config.json").is_file() and (output / "plm" / "model.safetensors").is_file()
     assert (output / "test_metrics.json").is_file()

@@ -8,13 +8,14 @@ import numpy as np
 import paddle
 import pytest
 
-import fewshot.export as export_module
+import fewshot.export.bundle as export_module
+import fewshot.export.convert as convert_module
 from fewshot.classifier import PromptClassifier
-from fewshot.cli import export_main
+from fewshot.cli.export import main as export_main
 from fewshot.data import Example
 from fewshot.errors import BundleError
-from fewshot.export import export_bundle
-from fewshot.inference import INPUT_NAMES, MANIFEST_NAME, OnnxPredictor
+from fewshot.inference import OnnxPredictor
+from fewshot.runtime.manifest import GRAPH_INPUTS as INPUT_NAMES, MANIFEST_NAME
 
 TWO_MASKS = "{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}"
 LSTM_SOFT = "{'soft': None, 'length': 3, 'encoder': 'lstm', 'hidden_size': 16}{'text': 'text_a'}{'mask'}{'mask'}"
@@ -145,16 +146,16 @@ def test_export_cli_from_checkpoint_and_without_onnx(trained, tmp_path, capsys):
 
 def test_interrupted_export_keeps_previous_bundle(trained, tmp_path, monkeypatch):
     target = tmp_path / "bundle"
-    export_bundle(trained, target, onnx=False)
+    trained.export(target, onnx=False)
     before = {p.name: p.read_bytes() for p in target.iterdir()}
 
     def crash(directory, opset, num_labels):
         (directory / "model.onnx").write_bytes(b"half written")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(export_module, "convert_to_onnx", crash)
+    monkeypatch.setattr(convert_module, "convert_to_onnx", crash)
     with pytest.raises(KeyboardInterrupt):
-        export_bundle(trained, target)
+        trained.export(target)
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
     assert json.loads((target / MANIFEST_NAME).read_text(encoding="utf-8"))["labels"] == trained.labels
@@ -164,16 +165,16 @@ def test_export_refuses_a_graph_that_disagrees_with_paddle(trained, tmp_path, mo
     real = export_module.run_static_graph
     monkeypatch.setattr(export_module, "run_static_graph", lambda path, feed: real(path, feed) + 1e-3)
     with pytest.raises(BundleError, match=r"the static graph differs from the Paddle model by 0.001"):
-        export_bundle(trained, tmp_path / "bundle", onnx=False)
+        trained.export(tmp_path / "bundle", onnx=False)
     assert not (tmp_path / "bundle").exists()
 
 
 def test_paddle2onnx_crash_is_a_clear_error(trained, tmp_path, monkeypatch):
     crash = "import os; print('[ERROR][Paddle2ONNX] Due to the unsupported operators, the conversion is aborted.'); os.abort()"
-    monkeypatch.setattr(export_module, "_PADDLE2ONNX_SCRIPT", crash)
+    monkeypatch.setattr(convert_module, "_PADDLE2ONNX_SCRIPT", crash)
     with pytest.raises(BundleError, match=r"paddle2onnx could not convert model.json to ONNX opset 14 \(\[ERROR\]"
                                           r"\[Paddle2ONNX\] Due to the unsupported operators.*export with --no-onnx"):
-        export_bundle(trained, tmp_path / "bundle")
+        trained.export(tmp_path / "bundle")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -200,7 +201,7 @@ def test_other_tasks_predict_like_the_classifier(tiny_model_dir, separable_task,
                            seed=0, **options)
     texts = _texts(test)
     predictor = OnnxPredictor(clf.export(tmp_path / "bundle"))
-    assert predictor.task == task
+    assert predictor.task.kind == task
     np.testing.assert_allclose(predictor.predict_proba(texts), clf.predict_proba(texts), atol=1e-4, rtol=0)
     assert predictor.predict(texts) == clf.predict(texts)
 

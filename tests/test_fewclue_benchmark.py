@@ -134,6 +134,6 @@ def test_discovers_the_five_shared_tnews_splits(tnews_dir):
     splits = fewclue.discover_splits(tnews_dir)
     assert [s.index for s in splits] == [0, 1, 2, 3, 4]
     words = fewclue.first_characters(
-        __import__("fewshot.labels", fromlist=["read_label_words"]).read_label_words(fewclue.DEFAULT_LABELS)
+        __import__("fewshot.data.labels", fromlist=["read_label_words"]).read_label_words(fewclue.DEFAULT_LABELS)
     )
     assert len(words) == 15

@@ -7,7 +7,7 @@ import pytest
 
 from fewshot.classifier import PromptClassifier
 from fewshot.errors import DataError, LabelFileError
-from fewshot.hierarchy import Hierarchy, hierarchy_from_labels, hierarchy_metrics, read_hierarchy
+from fewshot.tasks import Hierarchy, hierarchy_from_labels, hierarchy_metrics, read_hierarchy
 
 TEMPLATE = "{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}"
 FAST = dict(disable_tqdm=True, logging_steps=1000, evaluation_strategy="no", report_to=[])

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from fewshot.classifier import PromptClassifier
-from fewshot.cli import predict_main
+from fewshot.cli.predict import main as predict_main
 from fewshot.errors import BundleError, DataError
-from fewshot.export import encoding_spec, tokenizer_spec
-from fewshot.inference import BundleEncoder, OnnxPredictor, load_wordpiece, predict_file
+from fewshot.export.bundle import encoding_spec, tokenizer_spec
+from fewshot.inference import OnnxPredictor, predict_file
+from fewshot.runtime.tokenizer import batch_tokenize, load_wordpiece
+from fewshot.template import TemplateEncoder
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TEMPLATE = "{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}"
@@ -73,8 +75,9 @@ def test_tokenizer_matches_training_tokenizer_on_tnews(tnews_dir):
 def test_bundle_encoder_reproduces_template_encode(tiny_model_dir, separable_task, template):
     _, _, words = separable_task
     clf = PromptClassifier(tiny_model_dir, labels=words, template=template, max_seq_length=20, seed=0)
-    spec = encoding_spec(clf)
-    encoder = BundleEncoder(spec, _wordpiece(clf.tokenizer, Path(tiny_model_dir) / "vocab.txt"))
+    spec = encoding_spec(clf.template, clf.tokenizer, clf.model.plm.get_input_embeddings().weight.shape[0])
+    tokenize = batch_tokenize(_wordpiece(clf.tokenizer, Path(tiny_model_dir) / "vocab.txt"))
+    encoder = TemplateEncoder.from_spec(spec, tokenize)
     rng = random.Random(0)
     chars = "球赛跑股价钱雨雪风的一是在了有和人"
     pairs = [("".join(rng.choices(chars, k=rng.randint(1, 25))), "".join(rng.choices(chars, k=rng.randint(1, 6))))
@@ -85,10 +88,10 @@ def test_bundle_encoder_reproduces_template_encode(tiny_model_dir, separable_tas
         expected = clf.template.encode(a, b if needs_b else None)
         soft = np.array(expected["soft_token_ids"])
         ids = np.where(soft > 0, spec["vocab_rows"] + soft - 1, expected["input_ids"]).tolist()
-        assert (row.input_ids, row.token_type_ids, row.masked_positions) == (
+        assert (row["input_ids"], row["token_type_ids"], row["masked_positions"]) == (
             ids, expected["token_type_ids"], expected["masked_positions"]
         ), (a, b)
-    assert max(len(r.input_ids) for r in rows) == 20  # truncation happened
+    assert max(len(r["input_ids"]) for r in rows) == 20  # truncation happened
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from fewshot.errors import FewshotError, LabelFileError
-from fewshot.labels import label_words_from_mapping, read_label_words, write_label_words
+from fewshot.data.labels import label_words_from_mapping, read_label_words, write_label_words
 
 
 def write_text(tmp_path, text: str, name: str = "label.txt") -> Path:

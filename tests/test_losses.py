@@ -4,7 +4,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from fewshot.losses import cross_entropy, rdrop_loss, rgl_loss
+from fewshot.training.losses import cross_entropy, rdrop_loss, rgl_loss
 
 
 def _softmax(x):

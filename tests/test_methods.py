@@ -5,8 +5,8 @@ import paddle
 import pytest
 
 from fewshot.classifier import PromptClassifier, text_only_template
-from fewshot.cli import train_main
-from fewshot.model import ClsHeadModel, PromptModel
+from fewshot.cli.train import main as train_main
+from fewshot.prompt.model import ClsHeadModel, PromptModel
 from fewshot.template import Template, pad_batch
 
 TEMPLATE = "{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}"

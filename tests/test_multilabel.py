@@ -8,15 +8,12 @@ import pytest
 
 from fewshot.classifier import PromptClassifier
 from fewshot.errors import DataError, LabelFileError
-from fewshot.multilabel import (
-    MultiLabelHead,
-    bce_loss,
-    multilabel_metrics,
-    parse_label_set,
-    to_multi_hot,
-    tune_thresholds,
-)
-from fewshot.trainer import PromptTrainer, PromptTrainingArguments, make_collator
+from fewshot.prompt.heads import SigmoidHead as MultiLabelHead
+from fewshot.tasks import MultiLabelTask, multilabel_metrics, tune_thresholds
+from fewshot.tasks.multi_label import parse_label_set, to_multi_hot
+from fewshot.training.arguments import PromptTrainingArguments
+from fewshot.training.losses import bce_loss
+from fewshot.training.trainer import PromptTrainer, make_collator
 
 TEMPLATE = "{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}"
 FAST = dict(disable_tqdm=True, logging_steps=1000, evaluation_strategy="no", report_to=[])
@@ -127,15 +124,14 @@ def test_collator_and_trainer_use_bce_for_multi_hot_targets(tiny_model_dir, sepa
     batch = make_collator(0)(rows)
     assert batch["labels"].dtype == np.float32 and batch["labels"].shape == (4, 3)
     tensors = {k: paddle.to_tensor(v) for k, v in batch.items()}
-    trainer = PromptTrainer(model=clf.model, args=PromptTrainingArguments(output_dir="/tmp/unused"))
+    trainer = PromptTrainer(model=clf.model, args=PromptTrainingArguments(output_dir="/tmp/unused"), task=clf.task)
     clf.model.eval()
     loss = float(trainer.compute_loss(clf.model, dict(tensors)))
     logits = clf.model(**{k: v for k, v in tensors.items() if k != "labels"})
     assert loss == pytest.approx(float(bce_loss(logits, tensors["labels"])), rel=1e-5)
     clf.model.train()
-    rgl = PromptTrainer(model=clf.model, args=PromptTrainingArguments(output_dir="/tmp/unused", use_rgl=True))
-    with pytest.raises(ValueError, match="use_rgl works with single-label tasks only"):
-        rgl.compute_loss(clf.model, dict(tensors))
+    with pytest.raises(ValueError, match="use_rgl does not apply to multi-label classifiers"):
+        PromptTrainer(model=clf.model, args=PromptTrainingArguments(output_dir="/tmp/unused", use_rgl=True), task=clf.task)
 
 
 def test_bad_multilabel_rows_are_reported_by_line(tiny_model_dir, separable_task, tmp_path):

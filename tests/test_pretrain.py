@@ -10,16 +10,16 @@ import pytest
 from paddlenlp.trainer import TrainerCallback
 
 from fewshot.classifier import PromptClassifier
-from fewshot.pretrain import (
+from fewshot.pretraining.pretrain import (
     MaskedLMCollator,
     PackedDataset,
     PretrainConfig,
     PretrainError,
-    main,
     masked_lm_loss,
     replacement_ids,
     run_pretraining,
 )
+from fewshot.cli.pretrain import main
 from fewshot.testing import build_tiny_model
 
 WORDS = ["球赛", "跑步", "股价", "上涨", "下雨", "刮风", "天气", "很好"]
@@ -84,7 +84,7 @@ class TrainLosses(TrainerCallback):
 
 def test_loss_is_mean_cross_entropy_over_masked_positions_only(model_dir):
     from paddlenlp.transformers import AutoTokenizer, ErnieForMaskedLM
-    from fewshot.corpus import pack_sequences, tokenize_sentence
+    from fewshot.pretraining.corpus import pack_sequences, tokenize_sentence
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = ErnieForMaskedLM.from_pretrained(model_dir)
@@ -148,10 +148,12 @@ def test_resume_continues_from_the_saved_step_exactly_like_an_uninterrupted_run(
     assert resumed.resumed_from.endswith(f"checkpoint-{epoch}") and resumed.global_step == epoch + 6
     assert min(resumed_losses.losses) == epoch + 1
     assert resumed_losses.losses == {step: loss for step, loss in full_losses.losses.items() if step > epoch}
-    a = paddle.load(str(tmp_path / "a" / f"model_{epoch + 6}" / "model_state.pdparams"))
-    b = paddle.load(str(tmp_path / "b" / f"model_{epoch + 6}" / "model_state.pdparams"))
+    from safetensors.numpy import load_file
+
+    a = load_file(str(tmp_path / "a" / f"model_{epoch + 6}" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / f"model_{epoch + 6}" / "model.safetensors"))
     for name in b:
-        np.testing.assert_array_equal(a[name].numpy(), b[name].numpy())
+        np.testing.assert_array_equal(a[name], b[name])
 
 
 def test_output_with_checkpoints_needs_resume_or_overwrite(corpus_dir, model_dir, tmp_path):

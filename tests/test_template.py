@@ -139,3 +139,48 @@ def test_set_soft_encoder_rewrites_only_soft_parts_without_encoder():
     assert parts[2] == Part("soft", "主", encoder="mlp")
     with pytest.raises(TemplateError, match="has no \\{'soft'\\} part"):
         set_soft_encoder("{'text': 'text_a'}{'mask'}", "lstm")
+
+
+def _truncate_one_token_at_a_time(lengths, truncatable, budget):
+    """The rule as users read it: drop the last token of the longest truncatable slot (earliest on ties)."""
+    lengths = list(lengths)
+    while sum(lengths) > budget:
+        candidates = [i for i, n in enumerate(lengths) if truncatable[i] and n > 1]
+        if not candidates:
+            return None
+        longest = max(candidates, key=lambda i: lengths[i])
+        lengths[longest] -= 1
+    return lengths
+
+
+def test_encoder_truncation_in_runs_equals_removing_one_token_at_a_time():
+    import random
+
+    from fewshot.errors import DataError
+    from fewshot.template import TemplateEncoder
+
+    rng = random.Random(0)
+    for _ in range(500):
+        slots = rng.randint(1, 2)
+        truncatable = [rng.random() < 0.8 for _ in range(slots)]
+        parts = []
+        for i, name in enumerate(["text_a", "text_b"][:slots]):
+            parts.append({"kind": "text", "slot": name, "truncate": truncatable[i]})
+            parts.append({"kind": "hard", "ids": [5] * rng.randint(1, 3)})
+        parts.append({"kind": "mask", "ids": [3]})
+        fixed = 2 + sum(len(p.get("ids", [])) for p in parts)
+        encoder = TemplateEncoder(parts, 1, 2, 0, fixed + rng.randint(slots, 30), lambda texts: [])
+        lengths = [rng.randint(1, 40) for _ in range(slots)]
+        slot_ids = {name: list(range(10, 10 + n)) for name, n in zip(["text_a", "text_b"], lengths)}
+        expected = _truncate_one_token_at_a_time(lengths, truncatable, encoder.text_budget)
+        if expected is None:
+            with pytest.raises(DataError, match="does not fit max_seq_length"):
+                encoder.assemble(slot_ids)
+            continue
+        row = encoder.assemble(slot_ids)
+        assert len(row["input_ids"]) == fixed + sum(expected)
+        position = 1
+        for i in range(slots):
+            # each slot keeps its first tokens, as many as the one-at-a-time rule leaves
+            assert row["input_ids"][position:position + expected[i]] == list(range(10, 10 + expected[i]))
+            position += expected[i] + len(parts[2 * i + 1]["ids"])

@@ -5,9 +5,9 @@ import paddle
 import pytest
 
 from fewshot.errors import LabelFileError
-from fewshot.model import PromptModel
+from fewshot.prompt.model import PromptModel
 from fewshot.template import Template, pad_batch
-from fewshot.verbalizer import ManualVerbalizer, SoftVerbalizer, tokenize_label_words
+from fewshot.prompt.verbalizers import ManualVerbalizer, SoftVerbalizer, tokenize_label_words
 
 TEMPLATE = "{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}"
 TEXTS = ["球赛跑的", "股价钱", "雨雪风天"]

@@ -1,26 +1,20 @@
-"""Prompt templates: parse PaddleNLP's template syntax (without ``eval``) and encode examples.
+"""Parsing PaddleNLP's template syntax into parts, without ``eval``; and writing parts back as text.
 
 A template mixes text slots, hard text, soft tokens, ``[MASK]`` slots and separators::
 
     {'text': 'text_a'}这条新闻的主题是{'mask'}{'mask'}
 
-encodes the example ``text_a="球赛"`` (character vocabulary) as::
-
-    tokens          [CLS] 球 赛 这 条 新 闻 的 主 题 是 [MASK] [MASK] [SEP]
-    masked_positions                                     [11, 12]
-    soft_token_ids  all 0 (no soft tokens)
-
-Soft tokens get ids ``1..S`` in ``soft_token_ids``; the model replaces their word embeddings
-by rows of a trainable table (see ``encoders.SoftPrompt``).
+parses to ``[Part('text', 'text_a'), Part('hard', '这条新闻的主题是'), Part('mask'), Part('mask')]``.
+Each ``{...}`` part is read with ``ast.literal_eval``: only literals, never code.
 """
 
 from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, replace
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional
 
-from .errors import TemplateError
+from ..errors import TemplateError
 
 KINDS = ("text", "hard", "soft", "mask", "sep")
 OPTIONS = {
@@ -76,7 +70,12 @@ def _part_from_literal(chunk: str, position: int) -> Part:
     """Turn one ``{...}`` chunk into a Part, validating kind and options."""
     try:
         value = ast.literal_eval(chunk)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+    except ValueError:
+        raise TemplateError(
+            f"template: cannot parse part {chunk!r} at character {position}: only literals (strings, numbers, "
+            "True/False/None, and sets or dicts of them) are allowed here, never code"
+        ) from None
+    except (SyntaxError, TypeError, MemoryError, RecursionError) as exc:
         raise TemplateError(f"template: cannot parse part {chunk!r} at character {position}: {exc}") from None
     if isinstance(value, set):
         if not all(isinstance(k, str) for k in value):
@@ -164,138 +163,6 @@ def parse_template(text: str) -> List[Part]:
     if not any(p.kind == "text" for p in parts):
         raise TemplateError(f"template: {text!r} has no text slot such as {{'text': 'text_a'}}")
     return parts
-
-
-@dataclass(frozen=True)
-class SoftToken:
-    """One soft token: its encoder group and the vocabulary id used to initialise it (None: random)."""
-
-    group: Tuple[str, Optional[int]]
-    init_token_id: Optional[int]
-
-
-class Template:
-    """A parsed template bound to a tokenizer; encodes examples into model inputs.
-
-    Only text slots are truncated (longest first); prompt tokens, soft tokens and masks never are.
-    """
-
-    def __init__(self, text: str, tokenizer: Any, max_seq_length: int = 128):
-        self.text = text
-        self.parts = parse_template(text)
-        self.tokenizer = tokenizer
-        self.max_seq_length = int(max_seq_length)
-        self.num_masks = sum(p.length for p in self.parts if p.kind == "mask")
-        self.soft_tokens: List[SoftToken] = []
-        self._fixed_ids: List[Optional[List[int]]] = []
-        for part in self.parts:
-            self._fixed_ids.append(self._prepare(part))
-        fixed = 2 + sum(len(ids) for ids in self._fixed_ids if ids is not None)
-        n_text = sum(1 for p in self.parts if p.kind == "text")
-        if fixed + n_text > self.max_seq_length:
-            raise TemplateError(
-                f"template: {text!r} needs {fixed} tokens for prompt, masks and special tokens plus at least "
-                f"{n_text} for text, but max_seq_length is {self.max_seq_length}"
-            )
-
-    def _tokenize(self, text: str) -> List[int]:
-        return self.tokenizer.convert_tokens_to_ids(self.tokenizer.tokenize(text))
-
-    def _prepare(self, part: Part) -> Optional[List[int]]:
-        """Token ids of a part that does not depend on the example (None for text slots)."""
-        tok = self.tokenizer
-        if part.kind == "text":
-            return None
-        if part.kind == "hard":
-            return self._tokenize(part.value)
-        if part.kind == "mask":
-            return [tok.mask_token_id] * part.length
-        if part.kind == "sep":
-            return [tok.sep_token_id]
-        group = (part.encoder, part.hidden_size if part.encoder != "none" else None)
-        init_ids = self._tokenize(part.value) if part.value is not None else [None] * part.length
-        if not init_ids:
-            raise TemplateError(f"template: soft part {part.value!r} tokenizes to nothing")
-        for init in init_ids:
-            self.soft_tokens.append(SoftToken(group, init))
-        return [tid if tid is not None else tok.unk_token_id for tid in init_ids]
-
-    @property
-    def num_soft_tokens(self) -> int:
-        return len(self.soft_tokens)
-
-    def _truncate(self, texts: Dict[int, List[int]], budget: int) -> None:
-        """Shorten truncatable text slots, longest first, until they fit ``budget`` tokens."""
-        while sum(len(ids) for ids in texts.values()) > budget:
-            candidates = [i for i in texts if self.parts[i].truncate and len(texts[i]) > 1]
-            if not candidates:
-                raise TemplateError(
-                    f"template: text does not fit max_seq_length={self.max_seq_length} and the remaining "
-                    "text slots are marked 'truncate': False"
-                )
-            longest = max(candidates, key=lambda i: len(texts[i]))
-            texts[longest].pop()
-
-    def encode(self, text_a: str, text_b: Optional[str] = None) -> Dict[str, List[int]]:
-        """Encode one example into input_ids, token_type_ids, position_ids, attention_mask,
-        soft_token_ids (0 = ordinary token) and masked_positions."""
-        texts: Dict[int, List[int]] = {}
-        for i, part in enumerate(self.parts):
-            if part.kind == "text":
-                value = text_a if part.value == "text_a" else text_b
-                if value is None:
-                    raise TemplateError(f"template: slot {part.value!r} is used but the example has no {part.value}")
-                texts[i] = self._tokenize(value)
-        fixed = 2 + sum(len(ids) for ids in self._fixed_ids if ids is not None)
-        self._truncate(texts, self.max_seq_length - fixed)
-
-        tok = self.tokenizer
-        input_ids = [tok.cls_token_id]
-        token_type_ids = [0]
-        soft_token_ids = [0]
-        masked_positions: List[int] = []
-        token_type = 0
-        next_soft = 1
-        for i, part in enumerate(self.parts):
-            ids = texts[i] if part.kind == "text" else self._fixed_ids[i]
-            if part.kind == "mask":
-                masked_positions.extend(range(len(input_ids), len(input_ids) + len(ids)))
-            if part.kind == "soft":
-                soft_token_ids.extend(range(next_soft, next_soft + len(ids)))
-                next_soft += len(ids)
-            else:
-                soft_token_ids.extend([0] * len(ids))
-            input_ids.extend(ids)
-            token_type_ids.extend([token_type] * len(ids))
-            if part.kind == "sep":
-                token_type = 1
-        input_ids.append(tok.sep_token_id)
-        token_type_ids.append(token_type)
-        soft_token_ids.append(0)
-        n = len(input_ids)
-        return {
-            "input_ids": input_ids,
-            "token_type_ids": token_type_ids,
-            "position_ids": list(range(n)),
-            "attention_mask": [1] * n,
-            "soft_token_ids": soft_token_ids,
-            "masked_positions": masked_positions,
-        }
-
-
-def pad_batch(encoded: Sequence[Dict[str, List[int]]], pad_token_id: int = 0) -> Dict[str, "Any"]:
-    """Stack encoded examples into int64 numpy arrays padded only to the batch's longest row."""
-    import numpy as np
-
-    length = max(len(e["input_ids"]) for e in encoded)
-    pads = {"input_ids": pad_token_id}
-    batch: Dict[str, Any] = {}
-    for key in ("input_ids", "token_type_ids", "position_ids", "attention_mask", "soft_token_ids"):
-        fill = pads.get(key, 0)
-        batch[key] = np.array([e[key] + [fill] * (length - len(e[key])) for e in encoded], dtype="int64")
-    if encoded[0]["masked_positions"]:
-        batch["masked_positions"] = np.array([e["masked_positions"] for e in encoded], dtype="int64")
-    return batch
 
 
 def format_part(part: Part) -> str:

@@ -1,33 +1,29 @@
 """Read text-classification examples from TSV files, JSON lines, or Python objects.
 
 Inputs follow PaddleNLP's few-shot applications (``text<TAB>label`` files) and FewCLUE
-(JSON lines with ``sentence`` and ``label_desc``). Every malformed row raises
-:class:`~fewshot.errors.DataError` saying where (file and 1-based line, or row index) and what.
+(JSON lines with ``sentence`` and ``label_desc``)::
+
+    文登区这些公路将封闭施工<TAB>news_car   →  Example("文登区这些公路将封闭施工", label="news_car")
+
+Every malformed row raises :class:`~fewshot.errors.DataError` saying where (file and 1-based
+line, or row index) and what.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .errors import DataError, FewshotError
+from ..errors import DataError
+from .fields import DEFAULT_JSON_FIELDS, check_fields, clean_string
+from .lines import PathLike, is_json_lines, parse_json_object, read_lines
 
-PathLike = Union[str, "os.PathLike[str]"]
-LabelSpec = Union[Sequence[str], Callable[[str, str], None]]
+LabelSpec = Union[Sequence[str], Callable[[str, str], Any]]
 """The allowed labels: a list of names, or a validator ``check(where, label)`` that raises ``DataError``
 (multi-label rows ``"a,b"`` and hierarchical paths ``"a##b"`` are checked this way)."""
 
-DEFAULT_JSON_FIELDS: Mapping[str, str] = {"text_a": "sentence", "label": "label_desc"}
-"""FewCLUE TNEWS layout: ``{"label": "107", "label_desc": "news_car", "sentence": "…"}``."""
-
-_FIELD_NAMES = ("text_a", "text_b", "label")
 _MAX_LABELS_SHOWN = 10
-_UTF8_BOM = b"\xef\xbb\xbf"
-_LINE_BREAK = re.compile(rb"\r\n|\n|\r")
 
 
 @dataclass(frozen=True)
@@ -39,29 +35,6 @@ class Example:
     label: Optional[str] = None
 
 
-def read_lines(path: PathLike, error: Type[FewshotError] = DataError) -> Iterator[Tuple[int, str]]:
-    """Yield ``(line_number, line)`` for each line of a UTF-8 text file, 1-based, without line ending.
-
-    Accepts a UTF-8 BOM and LF, CRLF or CR line endings. Raises ``error`` naming the path
-    when the file is missing or unreadable, and the line when it is not valid UTF-8.
-    Only ``\\n``/``\\r`` end a line (unlike ``str.splitlines``, which also splits on
-    characters such as U+2028 that may occur inside a text).
-    """
-    raw = _read_bytes(path, error)
-    if raw.startswith(_UTF8_BOM):
-        raw = raw[len(_UTF8_BOM):]
-    chunks = _LINE_BREAK.split(raw)
-    if chunks and chunks[-1] == b"":
-        chunks.pop()
-    for number, chunk in enumerate(chunks, start=1):
-        try:
-            line = chunk.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            bad = chunk[exc.start]
-            raise error(f"{path} line {number}: not valid UTF-8 (byte 0x{bad:02x})") from None
-        yield number, line
-
-
 def read_tsv(path: PathLike, labels: Optional[LabelSpec] = None, labeled: bool = True) -> List[Example]:
     """Read a PaddleNLP few-shot text file into examples.
 
@@ -70,7 +43,7 @@ def read_tsv(path: PathLike, labels: Optional[LabelSpec] = None, labeled: bool =
     data line fixes the column count for the whole file. Blank lines are skipped and each
     field is stripped. When ``labels`` is given, every label must be one of them.
     """
-    known = _KnownLabels(labels)
+    known = KnownLabels(labels)
     allowed = (2, 3) if labeled else (1, 2)
     columns: Optional[int] = None
     first_line = 0
@@ -91,7 +64,7 @@ def read_tsv(path: PathLike, labels: Optional[LabelSpec] = None, labeled: bool =
             )
         label = fields.pop() if labeled else None
         text_a, text_b = fields if len(fields) == 2 else (fields[0], None)
-        examples.append(_make_example(where, text_a, text_b, label, labeled, known))
+        examples.append(make_example(where, text_a, text_b, label, labeled, known))
     if not examples:
         raise DataError(f"{path}: no examples (the file is empty or has only blank lines)")
     return examples
@@ -109,8 +82,8 @@ def read_jsonl(
     :data:`DEFAULT_JSON_FIELDS`, reads FewCLUE files. Numbers are converted to strings.
     The label key is only read when ``labeled`` is true. Blank lines are skipped.
     """
-    fields = _check_fields(DEFAULT_JSON_FIELDS if fields is None else fields, labeled)
-    known = _KnownLabels(labels)
+    fields = check_fields(DEFAULT_JSON_FIELDS if fields is None else fields, labeled)
+    known = KnownLabels(labels)
     examples: List[Example] = []
     for number, line in read_lines(path):
         if not line.strip():
@@ -126,9 +99,13 @@ def read_jsonl(
                 continue
             if key not in row:
                 raise DataError(f"{where}: missing key '{key}' (for {name})")
-            values[name] = _json_string(where, key, row[key])
+            value = row[key]
+            if isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+                values[name] = str(value)
+            else:
+                clean_string(where, f"key '{key}'", value, numbers=True)
         examples.append(
-            _make_example(where, values["text_a"], values.get("text_b"), values.get("label"), labeled, known)
+            make_example(where, values["text_a"], values.get("text_b"), values.get("label"), labeled, known)
         )
     if not examples:
         raise DataError(f"{path}: no examples (the file is empty or has only blank lines)")
@@ -144,14 +121,12 @@ def read_examples(
     """Read examples from a file, choosing the reader by extension.
 
     ``.json`` and ``.jsonl`` files are JSON lines (see :func:`read_jsonl`); anything else
-    is tab-separated text (see :func:`read_tsv`).
+    is tab-separated text (see :func:`read_tsv`), for which ``fields`` is ignored.
     """
     if not os.path.exists(path):
         raise DataError(f"{path}: file does not exist")
-    if Path(path).suffix.lower() in (".json", ".jsonl"):
+    if is_json_lines(path):
         return read_jsonl(path, fields=fields, labels=labels, labeled=labeled)
-    if fields is not None:
-        raise DataError(f"{path}: 'fields' applies to .json/.jsonl files only")
     return read_tsv(path, labels=labels, labeled=labeled)
 
 
@@ -162,29 +137,28 @@ def to_examples(
 ) -> List[Example]:
     """Turn a file path or in-memory rows into validated examples.
 
-    ``data`` may be a path to an existing file (read with :func:`read_examples`) or a list
-    whose rows are :class:`Example`, ``str`` (unlabeled text), tuples/lists, or dicts with
-    keys ``text_a``/``text_b``/``label``. Tuples mean ``(text, label)`` or
-    ``(text_a, text_b, label)`` when ``labeled``, and ``(text,)`` or ``(text_a, text_b)``
-    when not — so a 2-tuple is a text pair only with ``labeled=False``. Rows are checked
-    like file lines; errors name the 0-based row index (``row 3: empty text``). All rows
-    must agree on whether they have ``text_b``.
+    ``data`` may be a path to an existing file (read with :func:`read_examples`) or rows: :class:`Example`, ``str`` (unlabeled text), tuples/lists, or dicts with keys
+    ``text_a``/``text_b``/``label``. Tuples mean ``(text, label)`` or ``(text_a, text_b, label)``
+    when ``labeled``, and ``(text,)`` or ``(text_a, text_b)`` when not — so a 2-tuple is a text
+    pair only with ``labeled=False``. Rows are checked like file lines; errors name the 0-based
+    row index (``row 3: empty text``). All rows must agree on whether they have ``text_b``.
+    Any iterable works, generators included; it is read once.
     """
     if isinstance(data, (str, os.PathLike)):
         if not os.path.isfile(data):
             raise DataError(
-                f"{data}: file does not exist (a string is read as a file path; "
-                f"pass a list of texts for in-memory data)"
+                f"{data}: file does not exist (a string is read as a file path; pass a list of texts for "
+                "in-memory data)"
             )
         return read_examples(data, labels=labels, labeled=labeled)
     if isinstance(data, (Mapping, bytes)):
         raise DataError(f"expected a file path or a list of rows, found {type(data).__name__}")
-    known = _KnownLabels(labels)
+    known = KnownLabels(labels)
     examples: List[Example] = []
     for index, row in enumerate(data):
         where = f"row {index}"
         text_a, text_b, label = _unpack_row(where, row, labeled)
-        example = _make_example(where, text_a, text_b, label, labeled, known)
+        example = make_example(where, text_a, text_b, label, labeled, known)
         if examples and (example.text_b is None) != (examples[0].text_b is None):
             problem = "has text_b but row 0 does not" if example.text_b is not None else "has no text_b but row 0 does"
             raise DataError(f"{where}: {problem}; all rows must agree")
@@ -194,7 +168,7 @@ def to_examples(
     return examples
 
 
-class _KnownLabels:
+class KnownLabels:
     """The allowed label names, a label validator, or no restriction when ``labels`` is None."""
 
     def __init__(self, labels: Optional[LabelSpec]) -> None:
@@ -212,42 +186,27 @@ class _KnownLabels:
             raise DataError(f"{where}: unknown label '{label}' (known: {shown}{more})")
 
 
-def _make_example(
+def make_example(
     where: str,
     text_a: Any,
     text_b: Any,
     label: Any,
     labeled: bool,
-    known: _KnownLabels,
+    known: KnownLabels,
 ) -> Example:
     """Validate and strip one row's fields; ``where`` prefixes every error message."""
     pair = text_b is not None
-    text_a = _clean_text(where, "text_a" if pair else "text", text_a)
+    text_a = clean_string(where, "text_a" if pair else "text", text_a)
     if pair:
-        text_b = _clean_text(where, "text_b", text_b)
+        text_b = clean_string(where, "text_b", text_b)
     if labeled:
         if label is None:
             raise DataError(f"{where}: missing label")
-        if isinstance(label, (int, float)) and not isinstance(label, bool):
-            label = str(label)
-        if not isinstance(label, str):
-            raise DataError(f"{where}: label must be a string, found {type(label).__name__}")
-        label = label.strip()
-        if not label:
-            raise DataError(f"{where}: empty label")
+        label = clean_string(where, "label", label, numbers=True)
         known.check(where, label)
     elif label is not None and not isinstance(label, str):
         label = str(label)
     return Example(text_a=text_a, text_b=text_b, label=label)
-
-
-def _clean_text(where: str, name: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise DataError(f"{where}: {name} must be a string, found {type(value).__name__}")
-    value = value.strip()
-    if not value:
-        raise DataError(f"{where}: empty {name}")
-    return value
 
 
 def _unpack_row(where: str, row: Any, labeled: bool) -> Tuple[Any, Any, Any]:
@@ -287,51 +246,3 @@ def _describe_any_columns(labeled: bool) -> str:
     if labeled:
         return "2 or 3 tab-separated columns (text, label) or (text_a, text_b, label)"
     return "1 or 2 tab-separated columns (text) or (text_a, text_b)"
-
-
-def _check_fields(fields: Mapping[str, str], labeled: bool) -> Mapping[str, str]:
-    unknown = [name for name in fields if name not in _FIELD_NAMES]
-    if unknown:
-        raise DataError(f"fields: unknown name '{unknown[0]}' (use text_a, text_b, label)")
-    if "text_a" not in fields:
-        raise DataError("fields: must map 'text_a' to a JSON key")
-    if labeled and "label" not in fields:
-        raise DataError("fields: must map 'label' to a JSON key when labeled=True")
-    return fields
-
-
-def parse_json_object(line: str) -> Dict[str, Any]:
-    """One JSON-lines row as a dict; ``DataError`` (without a location) for bad JSON or a non-object."""
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(row, dict):
-        raise DataError(f"expected a JSON object, found {_json_type(row)}")
-    return row
-
-
-def _json_string(where: str, key: str, value: Any) -> Any:
-    """Numbers become strings; strings pass; anything else is reported."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise DataError(f"{where}: key '{key}' must be a string or number, found {_json_type(value)}")
-
-
-def _json_type(value: Any) -> str:
-    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
-    return names.get(type(value), "number")
-
-
-def _read_bytes(path: PathLike, error: Type[FewshotError]) -> bytes:
-    if not os.path.exists(path):
-        raise error(f"{path}: file does not exist")
-    if os.path.isdir(path):
-        raise error(f"{path}: is a directory, not a file")
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise error(f"{path}: cannot read ({exc.strerror})") from None

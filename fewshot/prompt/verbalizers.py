@@ -19,7 +19,7 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from .errors import LabelFileError
+from ..errors import LabelFileError
 
 logger = logging.getLogger(__name__)
 

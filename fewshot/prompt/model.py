@@ -11,17 +11,15 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from .encoder_forward import encode_at_positions
-from .encoders import SoftPrompt
-from .template import Template
-
-INPUT_NAMES = ("input_ids", "token_type_ids", "position_ids", "attention_mask", "soft_token_ids", "masked_positions")
+from ..template import Template
+from .partial_encoder import encode_at_positions
+from .soft_prompt import SoftPrompt
 
 
 class PromptModel(nn.Layer):
     """A masked-LM PLM turned into a classifier by a template and a verbalizer.
 
-    ``forward`` takes the arrays produced by ``Template.encode`` + ``pad_batch`` and returns class
+    ``forward`` takes the arrays produced by ``TemplateEncoder.encode`` + ``pad_batch`` and returns class
     logits; with ``return_hidden=True`` also the flattened mask hidden states (used by the RGL loss).
     """
 

@@ -14,12 +14,17 @@ Either every label has a word or none has. Errors raise :class:`~fewshot.errors.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Tuple
 
-from .data import PathLike, read_lines
-from .errors import LabelFileError
+from ..errors import LabelFileError
+from .fields import clean_string
+from .lines import PathLike, read_lines
 
-_SEPARATOR = "=="
+logger = logging.getLogger(__name__)
+
+SEPARATOR = "=="
+_FORBIDDEN = {"\t": "a tab (data files separate columns with tabs)", "\r": "a line break", "\n": "a line break"}
 
 
 def label_lines(path: PathLike, what: str = "label") -> Iterator[Tuple[int, str, str]]:
@@ -32,13 +37,15 @@ def label_lines(path: PathLike, what: str = "label") -> Iterator[Tuple[int, str,
         if not line:
             continue
         where = f"{path} line {number}"
-        if line.count(_SEPARATOR) > 1:
-            raise LabelFileError(f"{where}: more than one '{_SEPARATOR}' in '{line}'")
-        label, _, word = (part.strip() for part in line.partition(_SEPARATOR))
+        if line.count(SEPARATOR) > 1:
+            raise LabelFileError(f"{where}: more than one '{SEPARATOR}' in '{line}'")
+        label, _, word = (part.strip() for part in line.partition(SEPARATOR))
         if not label:
-            raise LabelFileError(f"{where}: empty {what} before '{_SEPARATOR}'")
-        if _SEPARATOR in line and not word:
-            raise LabelFileError(f"{where}: empty word after '{_SEPARATOR}' for {what} '{label}'")
+            raise LabelFileError(f"{where}: empty {what} before '{SEPARATOR}'")
+        if SEPARATOR in line and not word:
+            raise LabelFileError(f"{where}: empty word after '{SEPARATOR}' for {what} '{label}'")
+        _check_characters(where, what, label)
+        _check_characters(where, "word", word)
         yield number, label, word
 
 
@@ -46,7 +53,8 @@ def read_label_words(path: PathLike) -> Dict[str, List[str]]:
     """Read a ``label.txt`` file into ``{label: [words]}``, labels in first-appearance order.
 
     Duplicate words of a label are dropped; blank lines are skipped; a UTF-8 BOM and
-    CRLF endings are accepted. Errors name the path and 1-based line.
+    CRLF endings are accepted. Errors name the path and 1-based line; a word given to two
+    labels is logged as a warning (the verbalizer cannot tell those labels apart by it).
     """
     label_words: Dict[str, List[str]] = {}
     first_line: Dict[str, int] = {}
@@ -58,13 +66,14 @@ def read_label_words(path: PathLike) -> Dict[str, List[str]]:
     if not label_words:
         raise LabelFileError(f"{path}: no labels (the file is empty or has only blank lines)")
     _check_all_or_none_have_words(label_words, lambda label: f"{path} line {first_line[label]}")
+    warn_shared_words(label_words, str(path))
     return label_words
 
 
 def label_words_from_mapping(mapping: Mapping[str, Any]) -> Dict[str, List[str]]:
     """Validate an in-memory ``{label: word or [words] or None}`` and return ``{label: [words]}``.
 
-    Applies the rules of :func:`read_label_words` (stripped, non-empty, no ``==`` or line
+    Applies the rules of :func:`read_label_words` (stripped, non-empty, no ``==``, tabs or line
     breaks, every label has a word or none has); errors name the label.
     """
     if not isinstance(mapping, Mapping):
@@ -91,6 +100,7 @@ def label_words_from_mapping(mapping: Mapping[str, Any]) -> Dict[str, List[str]]
     if not label_words:
         raise LabelFileError("label words: no labels given")
     _check_all_or_none_have_words(label_words, lambda label: "label words")
+    warn_shared_words(label_words, "label words")
     return label_words
 
 
@@ -99,24 +109,42 @@ def write_label_words(path: PathLike, label_words: Mapping[str, Any]) -> None:
     label_words = label_words_from_mapping(label_words)
     lines = []
     for label, words in label_words.items():
-        lines.extend(f"{label}{_SEPARATOR}{word}" for word in words)
+        lines.extend(f"{label}{SEPARATOR}{word}" for word in words)
         if not words:
             lines.append(label)
     with open(path, "w", encoding="utf-8", newline="\n") as handle:
         handle.write("\n".join(lines) + "\n")
 
 
+def warn_shared_words(label_words: Mapping[str, List[str]], where: str) -> List[str]:
+    """Warn once per word that stands for more than one label; returns those words.
+
+    ``{"a": ["车"], "b": ["车"]}`` → warning ``label words: word '车' is given to labels 'a', 'b'``.
+    """
+    owners: Dict[str, List[str]] = {}
+    for label, words in label_words.items():
+        for word in words:
+            owners.setdefault(word, []).append(label)
+    shared = [word for word, labels in owners.items() if len(labels) > 1]
+    for word in shared:
+        names = ", ".join(f"'{label}'" for label in owners[word])
+        logger.warning("%s: word '%s' is given to labels %s; the verbalizer cannot tell them apart by it",
+                       where, word, names)
+    return shared
+
+
+def _check_characters(where: str, kind: str, value: str) -> None:
+    for char, name in _FORBIDDEN.items():
+        if char in value:
+            raise LabelFileError(f"{where}: {kind} '{value.strip()}' contains {name}")
+
+
 def _clean_name(where: str, kind: str, value: Any) -> str:
     """Strip a label or word and reject what a label file could not hold."""
-    if not isinstance(value, str):
-        raise LabelFileError(f"{where}: {kind} must be a string, found {type(value).__name__}")
-    value = value.strip()
-    if not value:
-        raise LabelFileError(f"{where}: empty {kind}")
-    if _SEPARATOR in value:
-        raise LabelFileError(f"{where}: {kind} '{value}' contains '{_SEPARATOR}'")
-    if any(char in value for char in "\r\n"):
-        raise LabelFileError(f"{where}: {kind} contains a line break")
+    value = clean_string(where, kind, value, error=LabelFileError)
+    if SEPARATOR in value:
+        raise LabelFileError(f"{where}: {kind} '{value}' contains '{SEPARATOR}'")
+    _check_characters(where, kind, value)
     return value
 
 
@@ -127,5 +155,5 @@ def _check_all_or_none_have_words(label_words: Dict[str, List[str]], locate: Cal
         label = without[0]
         raise LabelFileError(
             f"{locate(label)}: label '{label}' has no word, but other labels do; "
-            f"give every label a word with 'label{_SEPARATOR}word' or give none"
+            f"give every label a word with 'label{SEPARATOR}word' or give none"
         )

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import paddle
 import paddle.nn as nn
 
-from .template import SoftToken
+from ..template import SoftToken
 
 
 class LSTMEncoder(nn.Layer):

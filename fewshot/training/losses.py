@@ -1,6 +1,13 @@
-"""Training losses: cross-entropy, R-Drop and RGL, all as batched tensor operations."""
+"""Training losses, all batched tensor operations: each task activation's loss and R-Drop form, and RGL.
+
+``OBJECTIVES[task.activation]`` is what the trainer uses: cross-entropy and symmetric-KL R-Drop
+for softmax tasks, binary cross-entropy and Bernoulli R-Drop for sigmoid tasks.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict
 
 import paddle
 import paddle.nn.functional as F
@@ -40,3 +47,30 @@ def rgl_loss(embeddings: paddle.Tensor, labels: paddle.Tensor, scale: float = 50
     losses = same * F.softplus(-margin) + (1 - same) * F.softplus(margin)
     off_diagonal = 1 - paddle.eye(batch, dtype=losses.dtype)
     return (losses * off_diagonal).sum() / (batch * (batch - 1)) / 100.0
+
+
+def bce_loss(logits: paddle.Tensor, targets: paddle.Tensor) -> paddle.Tensor:
+    """Mean binary cross-entropy of ``[batch, labels]`` logits against 0/1 targets."""
+    return F.binary_cross_entropy_with_logits(logits, targets.astype(logits.dtype))
+
+
+def bernoulli_rdrop_loss(logits_a: paddle.Tensor, logits_b: paddle.Tensor) -> paddle.Tensor:
+    """R-Drop for independent sigmoids: symmetric KL between the two passes' Bernoulli distributions."""
+    logp_a, logq_a = F.log_sigmoid(logits_a), F.log_sigmoid(-logits_a)
+    logp_b, logq_b = F.log_sigmoid(logits_b), F.log_sigmoid(-logits_b)
+    diff = (logp_a.exp() - logp_b.exp()) * (logp_a - logp_b) + (logq_a.exp() - logq_b.exp()) * (logq_a - logq_b)
+    return 0.5 * diff.sum(axis=-1).mean()
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A task activation's training loss and the R-Drop consistency loss between two dropout passes."""
+
+    loss: Callable[[paddle.Tensor, paddle.Tensor], paddle.Tensor]
+    rdrop: Callable[[paddle.Tensor, paddle.Tensor], paddle.Tensor]
+
+
+OBJECTIVES: Dict[str, Objective] = {
+    "softmax": Objective(cross_entropy, rdrop_loss),
+    "sigmoid": Objective(bce_loss, bernoulli_rdrop_loss),
+}

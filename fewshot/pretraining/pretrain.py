@@ -25,13 +25,11 @@ Output layout::
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import logging
 import math
 import shutil
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -43,29 +41,30 @@ from paddle.io import Dataset, DistributedBatchSampler
 from paddlenlp.trainer import Trainer, TrainerCallback, TrainingArguments
 from paddlenlp.trainer.trainer_utils import get_last_checkpoint
 
-from .atomic import atomic_directory
+from ..atomic import atomic_directory
+from ..errors import FewshotError
+from ..prompt.partial_encoder import last_layer_only_at
+from ..prompt.pretrained import load_pretrained
+from ..training.cpu_math import FastCpuMathTrainer
+from ..training.datasets import ListDataset
 from .corpus import (
+    DOC_PER_CHOICES,
+    SPECIAL_TOKENS,
     Corpus,
     CorpusStats,
     TokenizedSentence,
-    add_corpus_arguments,
     build_vocab,
     corpus_statistics,
     mask_sequence,
     pack_sequences,
     read_corpus,
     read_word_list,
-    report_stats,
     tokenize_corpus,
     write_stats,
 )
-from .cpu_math import FastCpuMathTrainer
-from .encoder_forward import last_layer_only_at
-from .errors import FewshotError
 
 logger = logging.getLogger(__name__)
 
-SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]")
 INFO_NAME = "pretrain_info.json"
 STATS_NAME = "corpus_stats.json"
 SUMMARY_NAME = "pretrain_summary.json"
@@ -76,39 +75,43 @@ class PretrainError(FewshotError):
     """Pretraining cannot start: bad options, an output directory in the way, too little text."""
 
 
+def _option(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class PretrainConfig:
-    """Everything a pretraining run needs; ``fewshot-pretrain`` options map one to one."""
+    """Everything a pretraining run needs; ``fewshot-pretrain``'s options are generated from these fields."""
 
     corpus: List[str]
     output_dir: str
-    model: Optional[str] = None
-    doc_per: str = "line"
+    model: Optional[str] = _option(None, "PaddleNLP model name or local directory to continue from")
+    doc_per: str = DOC_PER_CHOICES[0]
     text_field: Optional[str] = None
     wwm_words: Optional[str] = None
-    max_seq_len: int = 128
-    mask_ratio: float = 0.15
-    max_steps: int = 1000
-    save_steps: int = 500
-    eval_steps: int = 0
-    eval_ratio: float = 0.05
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    learning_rate: float = 1e-4
-    warmup_ratio: float = 0.06
-    weight_decay: float = 0.01
-    logging_steps: int = 50
-    seed: int = 42
-    resume: bool = False
-    overwrite: bool = False
-    keep_checkpoints: int = 1
-    disable_tqdm: bool = False
-    from_scratch: bool = False
-    hidden_size: int = 256
-    num_layers: int = 4
-    num_heads: int = 4
-    intermediate_size: int = 1024
-    vocab_min_freq: int = 2
+    max_seq_len: int = _option(128, "tokens per packed sequence")
+    mask_ratio: float = _option(0.15, "share of units masked")
+    max_steps: int = _option(1000, "training steps")
+    save_steps: int = _option(500, "write model_<step>/ and a resumable checkpoint every N steps")
+    eval_steps: int = _option(0, "held-out MLM loss/perplexity every N steps (0: none)")
+    eval_ratio: float = _option(0.05, "share of sequences held out for --eval-steps")
+    batch_size: int = _option(32, "sequences per device and step")
+    eval_batch_size: int = _option(64, "sequences per evaluation batch")
+    learning_rate: float = _option(1e-4, "peak learning rate")
+    warmup_ratio: float = _option(0.06, "share of steps with a rising learning rate")
+    weight_decay: float = _option(0.01, "AdamW weight decay")
+    logging_steps: int = _option(50, "log the loss every N steps")
+    seed: int = _option(42, "random seed (masks, batches, dropout)")
+    resume: bool = _option(False, "continue from the last checkpoint-<step> in --output")
+    overwrite: bool = _option(False, "delete earlier checkpoints and model_* in --output")
+    keep_checkpoints: int = _option(1, "resumable checkpoints to keep (model_* are all kept)")
+    disable_tqdm: bool = _option(False, "hide the progress bar")
+    from_scratch: bool = _option(False, "random ERNIE with a vocabulary built from the corpus")
+    hidden_size: int = _option(256, "from scratch: hidden size")
+    num_layers: int = _option(4, "from scratch: encoder layers")
+    num_heads: int = _option(4, "from scratch: attention heads")
+    intermediate_size: int = _option(1024, "from scratch: feed-forward size")
+    vocab_min_freq: int = _option(2, "from scratch: keep characters seen at least this often")
     extra_args: Dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
@@ -174,19 +177,6 @@ class PackedDataset(Dataset):
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         seq = self.sequences[index]
         return {"ids": seq.ids, "kinds": seq.kinds, "mask_seed": np.array([self.seed, epoch, index], dtype="int64")}
-
-
-class MaskedRowsDataset(Dataset):
-    """Held-out rows masked once (``input_ids``, ``positions``, ``labels``): every evaluation scores the same blanks."""
-
-    def __init__(self, rows: Sequence[Dict[str, np.ndarray]]):
-        self.rows = list(rows)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, index: int) -> Dict[str, np.ndarray]:
-        return self.rows[index]
 
 
 class EpochBatchSampler(DistributedBatchSampler):
@@ -360,7 +350,7 @@ def latest_losses(log_history: Sequence[Dict[str, Any]], step: int) -> Dict[str,
 def save_model_dir(directory: Path, model: paddle.nn.Layer, tokenizer: Any, info: Dict[str, Any]) -> Path:
     """Write a loadable model directory atomically: weights, config, tokenizer and ``pretrain_info.json``."""
     with atomic_directory(directory) as tmp:
-        model.save_pretrained(str(tmp))
+        model.save_pretrained(str(tmp), safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
         (tmp / INFO_NAME).write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -381,8 +371,6 @@ def read_pretrain_info(directory: "str | Path") -> Dict[str, Any]:
 
 def load_model(name_or_dir: str) -> Tuple[paddle.nn.Layer, Any]:
     """A masked-LM model whose ``forward`` takes ``masked_positions``, and its tokenizer."""
-    from .classifier import load_pretrained
-
     model, tokenizer = load_pretrained(name_or_dir)
     if "masked_positions" not in inspect.signature(model.forward).parameters:
         raise PretrainError(
@@ -417,7 +405,7 @@ def build_scratch_model(config: PretrainConfig, corpus: Corpus, directory: Path)
         vocab_file = tmp / "vocab.txt"
         vocab_file.write_text("".join(token + "\n" for token in vocab), encoding="utf-8")
         ErnieTokenizer(str(vocab_file)).save_pretrained(str(tmp))
-        model.save_pretrained(str(tmp))
+        model.save_pretrained(str(tmp), safe_serialization=True)
         info = {"step": 0, "base_model": None, "from_scratch": True, "vocab_size": len(vocab)}
         (tmp / INFO_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     logger.info("wrote the initial model (vocabulary of %d tokens) to %s", len(vocab), directory)
@@ -612,7 +600,7 @@ def build_trainer(
     collator = MaskedLMCollator(
         tokenizer.pad_token_id, tokenizer.mask_token_id, replacement_ids(tokenizer, vocab_size), config.mask_ratio
     )
-    heldout = MaskedRowsDataset(masked_heldout_rows(data.heldout, collator, config.seed + 1)) if data.heldout else None
+    heldout = ListDataset(masked_heldout_rows(data.heldout, collator, config.seed + 1)) if data.heldout else None
     return MaskedLMTrainer(
         model=model,
         args=args,
@@ -650,78 +638,3 @@ def model_step(path: "str | Path") -> int:
     name = Path(path).name
     suffix = name[len(MODEL_PREFIX) :] if name.startswith(MODEL_PREFIX) else ""
     return int(suffix) if suffix.isdigit() else -1
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="fewshot-pretrain",
-        description="Continue masked-LM pretraining of an ERNIE model on unlabelled domain text "
-        "(or train a small one from scratch); --stats-only just prints corpus statistics.",
-    )
-    add_corpus_arguments(p)
-    p.add_argument("--model", default=None, help="PaddleNLP model name or local directory to continue from")
-    p.add_argument("--output", required=True, help="output directory (model_<step>/, checkpoint-<step>/, JSON reports)")
-    p.add_argument("--stats-only", action="store_true", help="print corpus statistics, write corpus_stats.json, and stop")
-    p.add_argument("--max-seq-len", type=int, default=128)
-    p.add_argument("--mask-ratio", type=float, default=0.15)
-    p.add_argument("--max-steps", type=int, default=1000)
-    p.add_argument("--save-steps", type=int, default=500, help="write model_<step>/ and a resumable checkpoint every N steps")
-    p.add_argument("--eval-steps", type=int, default=0, help="held-out MLM loss/perplexity every N steps (0: none)")
-    p.add_argument("--eval-ratio", type=float, default=0.05, help="share of sequences held out for --eval-steps")
-    p.add_argument("--batch-size", type=int, default=32, help="sequences per device and step")
-    p.add_argument("--eval-batch-size", type=int, default=64)
-    p.add_argument("--learning-rate", type=float, default=1e-4)
-    p.add_argument("--warmup-ratio", type=float, default=0.06)
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--logging-steps", type=int, default=50)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint-<step> in --output")
-    p.add_argument("--overwrite", action="store_true", help="delete earlier checkpoints and model_* in --output")
-    p.add_argument("--keep-checkpoints", type=int, default=1, help="resumable checkpoints to keep (model_* are all kept)")
-    p.add_argument("--disable-tqdm", action="store_true")
-    scratch = p.add_argument_group("training from scratch (--from-scratch instead of --model)")
-    scratch.add_argument("--from-scratch", action="store_true", help="random ERNIE with a vocabulary built from the corpus")
-    scratch.add_argument("--hidden-size", type=int, default=256)
-    scratch.add_argument("--num-layers", type=int, default=4)
-    scratch.add_argument("--num-heads", type=int, default=4)
-    scratch.add_argument("--intermediate-size", type=int, default=1024)
-    scratch.add_argument("--vocab-min-freq", type=int, default=2, help="keep characters seen at least this often")
-    return p
-
-
-def config_from_args(args: argparse.Namespace) -> PretrainConfig:
-    """Map parsed ``fewshot-pretrain`` options to a :class:`PretrainConfig`."""
-    names = {f for f in PretrainConfig.__dataclass_fields__ if f not in ("extra_args", "output_dir")}
-    values = {name: getattr(args, name) for name in names if hasattr(args, name)}
-    return PretrainConfig(output_dir=args.output, **values)
-
-
-def stats_only(config: PretrainConfig) -> CorpusStats:
-    """Read and tokenize the corpus with the model's tokenizer; write ``corpus_stats.json`` to the output."""
-    from .corpus import load_tokenizer
-
-    if not config.model:
-        raise PretrainError("--stats-only needs --model for its tokenizer")
-    corpus = read_corpus(config.corpus, doc_per=config.doc_per, text_field=config.text_field)
-    words = read_word_list(config.wwm_words) if config.wwm_words else None
-    return corpus_statistics(tokenize_corpus(corpus, load_tokenizer(config.model), words))
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """``fewshot-pretrain``: pretrain (or with --stats-only, count) and print a JSON summary."""
-    args = build_parser().parse_args(argv)
-    config = config_from_args(args)
-    try:
-        if args.stats_only:
-            report_stats(stats_only(config), str(Path(config.output_dir) / STATS_NAME))
-            return 0
-        result = run_pretraining(config)
-    except FewshotError as exc:
-        print(f"fewshot-pretrain: error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

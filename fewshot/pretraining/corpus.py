@@ -14,37 +14,35 @@ continuations), or, with a word list, a whole word made of several characters.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import re
-import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
+from paddlenlp.transformers import AutoTokenizer, BasicTokenizer
 
-from .data import PathLike
-from .errors import DataError
+from ..data.lines import PathLike, is_json_lines, iter_lines
+from ..errors import DataError
 
 logger = logging.getLogger(__name__)
 
 DOC_PER_CHOICES = ("line", "file")
-JSON_SUFFIXES = (".json", ".jsonl")
 SPECIAL = -1
 """Unit kind of a token that is never masked: [CLS], [SEP], [PAD], any special token met in the text."""
 START = 1
 """Unit kind of a token that begins a unit (a character, or the first character of a listed word)."""
 CONTINUATION = 0
 """Unit kind of a token that belongs to the unit before it (a ``##`` piece, or a later character of a word)."""
+SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]")
+"""Ids 0..4 of every vocabulary fewshot builds (pretraining from scratch, tiny test models), in ERNIE's order."""
 
 _LINE_BREAK = re.compile(r"[\r\n]+")
-_ONE_LINE_BREAK = re.compile(r"\r\n|\n|\r")
 _SENTENCE_END = re.compile(r"(?:[。！？!?]|\.(?![0-9A-Za-z]))+[”’\"'）)」』》】]*")
 _BINARY_PROBE = 8192
-_UTF8_BOM = b"\xef\xbb\xbf"
 _MAX_KEYS_SHOWN = 6
 
 
@@ -217,22 +215,21 @@ def _skip(corpus: Corpus, message: str) -> None:
 def _read_file_texts(path: Path, text_field: Optional[str]) -> Tuple[List[str], Optional[str], Optional[str]]:
     """``(texts, skip reason, note)``: a file's non-blank lines or JSON texts, or why the file is skipped."""
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as handle:
+            if b"\x00" in handle.read(_BINARY_PROBE):
+                return [], "binary file (NUL bytes), skipped", None
+            handle.seek(0)
+            lines = []
+            for number, _, line in iter_lines(handle):
+                if isinstance(line, DataError):
+                    return [], f"{str(line)[:-1]} on line {number}), skipped", None
+                if line.strip():
+                    lines.append((number, line))
     except OSError as exc:
         return [], f"cannot read ({exc.strerror}), skipped", None
-    if raw.startswith(_UTF8_BOM):
-        raw = raw[len(_UTF8_BOM) :]
-    if b"\x00" in raw[:_BINARY_PROBE]:
-        return [], "binary file (NUL bytes), skipped", None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        return [], f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} on line {line}), skipped", None
-    if not text.strip():
+    if not lines:
         return [], "empty file, skipped", None
-    lines = [(n, line) for n, line in enumerate(_ONE_LINE_BREAK.split(text), start=1) if line.strip()]
-    if path.suffix.lower() in JSON_SUFFIXES:
+    if is_json_lines(path):
         return _json_texts(path, lines, text_field)
     return [line for _, line in lines], None, None
 
@@ -507,8 +504,6 @@ def build_vocab(documents: Iterable[Sequence[str]], min_freq: int = 1, special_t
     apart); every character seen ``min_freq`` times and its ``##`` form (for characters inside
     ASCII words) enter, most frequent first, so WordPiece can spell any word from them.
     """
-    from paddlenlp.transformers import BasicTokenizer
-
     basic = BasicTokenizer(do_lower_case=True)
     counts: Counter = Counter()
     for doc in documents:
@@ -522,20 +517,7 @@ def build_vocab(documents: Iterable[Sequence[str]], min_freq: int = 1, special_t
 
 def load_tokenizer(name_or_dir: str) -> Any:
     """The tokenizer of a PaddleNLP model name or a local model directory."""
-    from paddlenlp.transformers import AutoTokenizer
-
     return AutoTokenizer.from_pretrained(name_or_dir)
-
-
-def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
-    """The corpus options shared by ``fewshot-corpus-stats`` and ``fewshot-pretrain``."""
-    parser.add_argument("corpus", nargs="+", help="text files or directories (searched recursively)")
-    parser.add_argument("--doc-per", choices=DOC_PER_CHOICES, default="line",
-                        help="one document per non-blank line (default) or per file")
-    parser.add_argument("--text-field", default=None,
-                        help="JSON key holding the text in .json/.jsonl files (e.g. sentence for FewCLUE)")
-    parser.add_argument("--wwm-words", default=None,
-                        help="word list (one word per line) for whole-word masking; default: whole characters")
 
 
 def write_stats(stats: CorpusStats, path: PathLike) -> None:
@@ -544,40 +526,11 @@ def write_stats(stats: CorpusStats, path: PathLike) -> None:
     Path(path).write_text(json.dumps(stats.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def build_stats_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fewshot-corpus-stats",
-        description="Count documents, sentences and tokens of a pretraining corpus and the share of [UNK].",
-    )
-    add_corpus_arguments(parser)
-    parser.add_argument("--model", required=True, help="model name or directory whose tokenizer counts the tokens")
-    parser.add_argument("--output", default=None, help="write the statistics to this JSON file")
-    return parser
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """``fewshot-corpus-stats``: print corpus statistics and optionally write them as JSON."""
-    args = build_stats_parser().parse_args(argv)
-    try:
-        corpus = read_corpus(args.corpus, doc_per=args.doc_per, text_field=args.text_field)
-        words = read_word_list(args.wwm_words) if args.wwm_words else None
-        stats = corpus_statistics(tokenize_corpus(corpus, load_tokenizer(args.model), words))
-    except DataError as exc:
-        print(f"fewshot-corpus-stats: error: {exc}", file=sys.stderr)
-        return 2
-    report_stats(stats, args.output)
-    return 0
-
-
-def report_stats(stats: CorpusStats, output: Optional[str]) -> None:
-    """Print skipped files and lines, and the statistics table; write JSON when ``output`` is given."""
-    for message in stats.skipped + stats.notes:
-        print(message, file=sys.stderr)
-    print(stats.table())
-    if output:
-        write_stats(stats, output)
-        print(f"wrote {output}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def measure_corpus(
+    paths: Sequence[PathLike], model: str, doc_per: str = DOC_PER_CHOICES[0], text_field: Optional[str] = None,
+    wwm_words: Optional[str] = None,
+) -> CorpusStats:
+    """Read ``paths``, tokenize with ``model``'s tokenizer (and whole words of ``wwm_words``), count."""
+    corpus = read_corpus(paths, doc_per=doc_per, text_field=text_field)
+    words = read_word_list(wwm_words) if wwm_words else None
+    return corpus_statistics(tokenize_corpus(corpus, load_tokenizer(model), words))

@@ -9,8 +9,6 @@ thresholds' logits. Under independent node probabilities that path is the most p
 that is a path (``P(set) ∝ Π_{n ∈ set} p_n / (1 - p_n)``), and a path goes one level deeper exactly
 when the child's probability is above its threshold.
 
-This module uses numpy only (no Paddle), so ``fewshot.inference`` can decode with it.
-
 A label file for a hierarchy lists paths, one per line, optionally with words for the verbalizer::
 
     质量##混凝土##养护==养护
@@ -22,18 +20,18 @@ Ancestors not listed are added; a node without words uses its own name (the last
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .data import PathLike
-from .errors import DataError, LabelFileError
-from .labels import label_lines
+from ..data.fields import delimiter_hint
+from ..data.labels import label_lines
+from ..data.lines import PathLike
+from ..errors import DataError, LabelFileError
+from .base import ThresholdTask
 
 DEFAULT_PATH_DELIMITER = "##"
-_PUNCTUATION = re.compile(r"[^\w\u4e00-\u9fff]+")
 _PROB_CLIP = 1e-7
 
 
@@ -62,10 +60,6 @@ class Hierarchy:
             self.parent.append(self.index[parent] if parent else -1)
             self.depth.append(len(segments))
         self.children = {i: [j for j, p in enumerate(self.parent) if p == i] for i in range(-1, len(self.nodes))}
-
-    @property
-    def max_depth(self) -> int:
-        return max(self.depth)
 
     def split(self, path: str) -> List[str]:
         """``"质量##混凝土"`` → ``["质量", "混凝土"]`` (segments stripped)."""
@@ -97,19 +91,12 @@ class Hierarchy:
 
     def _unknown_node_message(self, path: str, segments: List[str], k: int, prefix: str) -> str:
         siblings = [self.split(self.nodes[c])[-1] for c in self.children[self.index[prefix] if prefix else -1]]
-        hint = self._delimiter_hint(segments[k], prefix)
+        prefix_parts = [prefix] if prefix else []
+        hint = delimiter_hint(segments[k], lambda parts: self.delimiter.join(prefix_parts + list(parts)) in self.index,
+                              self.delimiter, "levels are separated by")
         where = f"under '{prefix}'" if prefix else "at the top level"
         shown = ", ".join(siblings[:10]) + (", ..." if len(siblings) > 10 else "")
         return f"unknown node '{segments[k]}' {where} in path '{path}'{hint} (known: {shown})"
-
-    def _delimiter_hint(self, segment: str, prefix: str) -> str:
-        """Hint when ``segment`` is a known path written with another delimiter (``工程/结构``)."""
-        for sep in sorted(set(_PUNCTUATION.findall(segment))):
-            parts = [p.strip() for p in segment.split(sep)]
-            candidate = self.delimiter.join(([prefix] if prefix else []) + parts)
-            if len(parts) > 1 and candidate in self.index:
-                return f"; it looks like {sep!r} was used, but levels are separated by {self.delimiter!r}"
-        return ""
 
     def target(self, path: str) -> List[float]:
         """Training target over all nodes: 1 on the path's nodes (ancestors included), else 0."""
@@ -258,29 +245,31 @@ def _node_f1(hierarchy: Hierarchy, predicted: Sequence[str], gold: Sequence[str]
     return metrics
 
 
-class HierarchyTask:
-    """What ``PromptClassifier(hierarchical=True)`` does differently: node targets, path decoding, metrics."""
+class HierarchicalTask(ThresholdTask):
+    """Node columns, node targets, consistent path decoding and path metrics.
+
+    >>> task = HierarchicalTask(hierarchy_from_labels(["质量##混凝土", "进度"]))
+    >>> task.labels
+    ['质量', '质量##混凝土', '进度']
+    >>> task.target("质量##混凝土")
+    [1.0, 1.0, 0.0]
+    """
 
     kind = "hierarchical"
+    description = "hierarchical"
 
-    def __init__(self, hierarchy: Hierarchy, thresholds: Optional[Sequence[float]] = None, complete_paths: bool = False):
+    def __init__(self, hierarchy: Hierarchy, thresholds: Optional[Any] = None, complete_paths: bool = False):
+        super().__init__(hierarchy.nodes, thresholds)
         self.hierarchy = hierarchy
-        self.labels = list(hierarchy.nodes)
         self.complete_paths = bool(complete_paths)
-        self.set_thresholds(0.5 if thresholds is None else thresholds)
-
-    def set_thresholds(self, thresholds: Any) -> None:
-        values = np.broadcast_to(np.asarray(thresholds, dtype="float32"), (len(self.labels),)).copy()
-        if not np.all((values > 0) & (values < 1)):
-            raise ValueError(f"thresholds must lie strictly between 0 and 1, got {values.tolist()}")
-        self.thresholds = values
 
     def check(self, where: str, label: str) -> None:
-        """Validator for ``fewshot.data`` readers: raises ``DataError`` naming ``where``."""
         self.hierarchy.check_path(where, label)
 
-    def target(self, label: str) -> List[float]:
-        return self.hierarchy.target(label)
+    def gold_matrix(self, gold_labels: Sequence[str]) -> np.ndarray:
+        return np.array([self.hierarchy.target(path) for path in gold_labels], dtype="float32").reshape(
+            len(gold_labels), len(self.labels)
+        )
 
     def decode(self, probs: np.ndarray) -> List[str]:
         return self.hierarchy.decode(probs, self.thresholds, self.complete_paths)
@@ -288,14 +277,6 @@ class HierarchyTask:
     def metrics(self, probs: np.ndarray, gold_labels: Sequence[str], report: bool = False) -> Dict[str, Any]:
         gold = [self.hierarchy.delimiter.join(self.hierarchy.split(g)) for g in gold_labels]
         return hierarchy_metrics(self.decode(probs), gold, self.hierarchy.delimiter, self.hierarchy, report)
-
-    def tune(self, probs: np.ndarray, gold_labels: Sequence[str]) -> np.ndarray:
-        """Per-node thresholds maximising each node's F1 on dev; they shift the path scores."""
-        from .multilabel import tune_thresholds
-
-        gold = np.array([self.target(g) for g in gold_labels], dtype="float32")
-        self.thresholds = tune_thresholds(probs, gold)
-        return self.thresholds
 
     def config(self) -> Dict[str, Any]:
         return {
@@ -306,5 +287,8 @@ class HierarchyTask:
         }
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "HierarchyTask":
-        return cls(Hierarchy.from_config(config["hierarchy"]), config.get("thresholds"), config.get("complete_paths", False))
+    def from_config(cls, labels: Sequence[str], config: Mapping[str, Any]) -> "HierarchicalTask":
+        hierarchy = Hierarchy.from_config(config["hierarchy"])
+        if list(labels) != hierarchy.nodes:
+            raise LabelFileError("hierarchy: the task's nodes are not the classifier's labels")
+        return cls(hierarchy, config.get("thresholds"), config.get("complete_paths", False))

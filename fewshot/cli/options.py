@@ -1,0 +1,59 @@
+"""Command-line options generated from dataclass fields, so each default has one source.
+
+>>> parser = argparse.ArgumentParser()
+>>> add_dataclass_options(parser, PromptTrainingArguments, ["learning_rate", "use_rdrop"], {"use_rdrop": "--rdrop"})
+>>> vars(parser.parse_args(["--rdrop"]))
+{'learning_rate': 3e-05, 'use_rdrop': True}
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+
+def _base_type(annotation: Any) -> Any:
+    """``Optional[float]`` → ``float``; ``List[str]`` → ``str`` (as ``nargs``)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is typing.Union and len(args) == 1:
+        return _base_type(args[0])
+    return annotation
+
+
+def add_dataclass_options(
+    parser: argparse.ArgumentParser, cls: type, names: Sequence[str], flags: Optional[Mapping[str, str]] = None,
+    defaults: Optional[Mapping[str, Any]] = None,
+) -> None:
+    """Add ``--field-name`` for each of ``names`` (or the flag ``flags`` gives), destination the field
+    name, type, default and help from ``cls``'s field. Booleans that default to False become
+    ``store_true`` switches. ``defaults`` overrides a field's default for this command only."""
+    hints = typing.get_type_hints(cls)
+    by_name = {f.name: f for f in dataclasses.fields(cls)}
+    for name in names:
+        f = by_name[name]
+        flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
+        default = (defaults or {}).get(name, _default(f))
+        help_text = f.metadata.get("help", "")
+        kind = _base_type(hints[name])
+        if kind is bool and default is False:
+            parser.add_argument(flag, dest=name, action="store_true", help=help_text)
+        elif kind is bool:
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        else:
+            shown = f" (default {default})" if default is not None else ""
+            parser.add_argument(flag, dest=name, type=kind, default=default, help=help_text + shown)
+
+
+def _default(f: "dataclasses.Field[Any]") -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def dataclass_values(args: argparse.Namespace, names: Sequence[str]) -> Dict[str, Any]:
+    """The parsed values of ``names``: ``{"learning_rate": 3e-05, ...}``."""
+    return {name: getattr(args, name) for name in names}

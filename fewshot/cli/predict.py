@@ -1,0 +1,61 @@
+"""``fewshot-predict``: stream a text or JSON-lines file through an exported bundle (no Paddle import).
+
+    fewshot-predict --bundle bundle/ --input data.txt --output predictions.jsonl --top-k 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from ..data import format_fields, parse_fields
+from ..runtime import ONNX_FILES, OnnxPredictor, predict_file
+from .common import run
+
+DEFAULT_FIELDS = format_fields({"text_a": "sentence"})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fewshot-predict", description="Predict labels for a text or JSON-lines file with an exported bundle."
+    )
+    p.add_argument("--bundle", required=True, help="directory written by fewshot-export")
+    p.add_argument("--input", required=True, help="data.txt (text or text_a<TAB>text_b per line) or .jsonl")
+    p.add_argument("--output", required=True, help="predictions, one JSON line per input line, in order")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--precision", choices=list(ONNX_FILES), default="fp32", help="which ONNX model of the bundle")
+    p.add_argument("--top-k", type=int, default=1, help="labels listed per line, best first")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores available)")
+    p.add_argument("--fields", default=DEFAULT_FIELDS,
+                   help=f"JSON-lines keys (default {DEFAULT_FIELDS}), e.g. text_a=sentence1,text_b=sentence2")
+    p.add_argument("--on-error", choices=["fail", "skip"], default="fail",
+                   help="a malformed line stops the run (fail) or is reported and written as an error record (skip)")
+    p.add_argument("--chunk-size", type=int, default=2048, help="lines read and predicted at a time")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``fewshot-predict``: exit status 0, or 2 with one error line for bad input."""
+    args = build_parser().parse_args(argv)
+    return run(lambda: _predict(args), "fewshot-predict")
+
+
+def _predict(args: argparse.Namespace) -> int:
+    fields = parse_fields(args.fields)
+    predictor = OnnxPredictor(
+        args.bundle, device=args.device, threads=args.threads, batch_size=args.batch_size, precision=args.precision
+    )
+    summary = predict_file(
+        predictor, args.input, args.output, k=args.top_k, fields=fields,
+        on_error=args.on_error, chunk_size=args.chunk_size, progress=not args.no_progress,
+    )
+    print(f"fewshot-predict: {summary.lines} lines, {summary.predicted} predicted, {summary.skipped} skipped "
+          f"-> {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

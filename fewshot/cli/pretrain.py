@@ -1,0 +1,77 @@
+"""``fewshot-pretrain``: continued masked-LM pretraining on a domain corpus, from the command line.
+
+    fewshot-pretrain corpus/ --model ernie-3.0-base-zh --output runs/domain --max-steps 1000 --eval-steps 200
+
+Options and defaults are generated from ``fewshot.pretraining.pretrain.PretrainConfig``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from ..pretraining.corpus import measure_corpus
+from ..pretraining.pretrain import STATS_NAME, PretrainConfig, PretrainError, run_pretraining
+from ..training.progress import quiet_paddlenlp
+from .common import run, show_fewshot_logs
+from .corpus_stats import add_corpus_arguments, report_stats
+from .options import add_dataclass_options
+
+RUN_OPTIONS = (
+    "model", "max_seq_len", "mask_ratio", "max_steps", "save_steps", "eval_steps", "eval_ratio", "batch_size",
+    "eval_batch_size", "learning_rate", "warmup_ratio", "weight_decay", "logging_steps", "seed", "resume",
+    "overwrite", "keep_checkpoints", "disable_tqdm",
+)
+SCRATCH_OPTIONS = ("from_scratch", "hidden_size", "num_layers", "num_heads", "intermediate_size", "vocab_min_freq")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """``fewshot-pretrain``'s options, generated from :class:`PretrainConfig` (plus the corpus options)."""
+    p = argparse.ArgumentParser(
+        prog="fewshot-pretrain",
+        description="Continue masked-LM pretraining of an ERNIE model on unlabelled domain text "
+        "(or train a small one from scratch); --stats-only just prints corpus statistics.",
+    )
+    add_corpus_arguments(p)
+    p.add_argument("--output", required=True, help="output directory (model_<step>/, checkpoint-<step>/, JSON reports)")
+    p.add_argument("--stats-only", action="store_true", help="print corpus statistics, write corpus_stats.json, and stop")
+    p.add_argument("--verbose", action="store_true", help="PaddleNLP's full log, every training argument included")
+    add_dataclass_options(p, PretrainConfig, RUN_OPTIONS)
+    add_dataclass_options(p.add_argument_group("training from scratch (--from-scratch instead of --model)"),
+                          PretrainConfig, SCRATCH_OPTIONS)
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> PretrainConfig:
+    """Map parsed ``fewshot-pretrain`` options to a :class:`PretrainConfig`."""
+    names = {f for f in PretrainConfig.__dataclass_fields__ if f not in ("extra_args", "output_dir")}
+    values = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    return PretrainConfig(output_dir=args.output, **values)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``fewshot-pretrain``: pretrain (or with --stats-only, count) and print a JSON summary; 2 on bad input."""
+    args = build_parser().parse_args(argv)
+    return run(lambda: _pretrain(args), "fewshot-pretrain")
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    quiet_paddlenlp(args.verbose)
+    show_fewshot_logs()
+    config = config_from_args(args)
+    if args.stats_only:
+        if not config.model:
+            raise PretrainError("--stats-only needs --model for its tokenizer")
+        stats = measure_corpus(config.corpus, config.model, config.doc_per, config.text_field, config.wwm_words)
+        report_stats(stats, str(Path(config.output_dir) / STATS_NAME))
+        return 0
+    result = run_pretraining(config)
+    print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

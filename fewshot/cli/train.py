@@ -1,0 +1,108 @@
+"""``fewshot-train``: fit a prompt classifier on labelled rows, evaluate on --dev, save it with metrics.json.
+
+    fewshot-train --train train.txt --dev dev.txt --labels label.txt --model ernie-3.0-base-zh --output out/
+
+Training options (``--max-steps``, ``--learning-rate``, ``--rdrop`` …) and their defaults are
+generated from ``PromptTrainingArguments``; the classifier's from ``PromptClassifier``'s constants.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+from ..classifier import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_TEMPLATE, METHODS, PromptClassifier
+from ..data import DEFAULT_JSON_FIELDS, format_fields, is_json_lines, parse_fields, read_examples
+from ..prompt.verbalizers import VERBALIZERS
+from ..tasks import DEFAULT_LABEL_DELIMITER, DEFAULT_PATH_DELIMITER, build_task
+from ..template import ENCODERS, set_soft_encoder
+from ..training.arguments import PromptTrainingArguments
+from ..training.progress import LossLines, quiet_paddlenlp
+from .common import run
+from .options import add_dataclass_options, dataclass_values
+
+TRAINING_OPTIONS = (
+    "max_steps", "num_train_epochs", "per_device_train_batch_size", "learning_rate", "ppt_learning_rate",
+    "freeze_plm", "use_rdrop", "alpha_rdrop", "use_rgl", "alpha_rgl", "logging_steps", "seed",
+)
+FLAGS = {"num_train_epochs": "--epochs", "per_device_train_batch_size": "--batch-size", "use_rdrop": "--rdrop",
+         "use_rgl": "--rgl"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fewshot-train", description="Train a prompt classifier on a few labelled examples.")
+    p.add_argument("--train", required=True, help="training data: text<TAB>label file or JSON lines")
+    p.add_argument("--dev", help="evaluation data, same formats")
+    p.add_argument("--labels", required=True, help="label file: one label per line or label==word lines")
+    p.add_argument("--model", required=True, help="PaddleNLP model name (ernie-3.0-base-zh) or local directory")
+    p.add_argument("--template", default=DEFAULT_TEMPLATE, help=f"prompt template (default {DEFAULT_TEMPLATE})")
+    p.add_argument("--output", required=True, help="directory for the trained classifier and metrics.json")
+    p.add_argument("--soft-encoder", choices=ENCODERS, default=None,
+                   help="encoder for the template's soft tokens that name none")
+    p.add_argument("--verbalizer", choices=list(VERBALIZERS), default="manual")
+    p.add_argument("--method", choices=METHODS, default=METHODS[0],
+                   help="prompt: train the template + verbalizer; finetune: [CLS] head baseline on the same PLM; "
+                        "zeroshot: manual verbalizer, no training")
+    p.add_argument("--calibrate", action="store_true",
+                   help="zeroshot only: subtract the label prior estimated from the training texts")
+    task = p.add_mutually_exclusive_group()
+    task.add_argument("--multi-label", action="store_true",
+                      help="several labels per row (joined by --label-delimiter); sigmoid outputs")
+    task.add_argument("--hierarchical", action="store_true",
+                      help="labels are paths (joined by --path-delimiter); predictions are consistent paths")
+    p.add_argument("--label-delimiter", default=DEFAULT_LABEL_DELIMITER,
+                   help=f"between a multi-label row's labels (default {DEFAULT_LABEL_DELIMITER})")
+    p.add_argument("--path-delimiter", default=DEFAULT_PATH_DELIMITER,
+                   help=f"between the levels of a hierarchical label (default {DEFAULT_PATH_DELIMITER})")
+    p.add_argument("--tune-thresholds", action="store_true",
+                   help="multi-label/hierarchical: tune one decision threshold per label on --dev")
+    p.add_argument("--max-seq-length", type=int, default=DEFAULT_MAX_SEQ_LENGTH)
+    default_fields = format_fields(DEFAULT_JSON_FIELDS)
+    p.add_argument("--fields", default=default_fields, help=f"JSON-lines field mapping (default {default_fields})")
+    p.add_argument("--verbose", action="store_true", help="PaddleNLP's full log, every training argument included")
+    add_dataclass_options(p, PromptTrainingArguments, TRAINING_OPTIONS, FLAGS)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``fewshot-train``: exit status 0, or 2 with one error line for bad input."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.calibrate and args.method != "zeroshot":
+        parser.error(f"--calibrate applies to --method zeroshot only, not --method {args.method}")
+    if args.tune_thresholds and not (args.dev and (args.multi_label or args.hierarchical)):
+        parser.error("--tune-thresholds needs --multi-label or --hierarchical, and --dev")
+    return run(lambda: _train(args), "fewshot-train")
+
+
+def _train(args: argparse.Namespace) -> int:
+    quiet_paddlenlp(args.verbose)
+    fields = parse_fields(args.fields)
+    template = set_soft_encoder(args.template, args.soft_encoder) if args.soft_encoder else args.template
+    label_words, task = build_task(args.labels, args.multi_label, args.hierarchical,
+                                   args.label_delimiter, args.path_delimiter)
+
+    def read(path: str):
+        return read_examples(path, labels=task.check, fields=fields if is_json_lines(path) else None)
+
+    train = read(args.train)
+    dev = read(args.dev) if args.dev else None
+    print(f"fewshot-train: {len(train)} training rows{f', {len(dev)} dev rows' if dev else ''}, "
+          f"{len(task.labels)} labels ({task.description}); model {args.model}", file=sys.stderr)
+    clf = PromptClassifier.from_task(
+        args.model, task, label_words, template=template, verbalizer=args.verbalizer,
+        max_seq_length=args.max_seq_length, method=args.method, calibrate=args.calibrate, seed=args.seed,
+    )
+    metrics = clf.fit(train, eval_data=dev, tune_thresholds=args.tune_thresholds,
+                      callbacks=[] if args.verbose else [LossLines()],
+                      **dataclass_values(args, TRAINING_OPTIONS))
+    clf.save(args.output)
+    print(json.dumps(metrics, indent=2, ensure_ascii=False))
+    print(f"fewshot-train: saved the classifier to {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Export (Paddle): a prompt model's components → bundle (static graph, ONNX, INT8/FP16, manifest)."""

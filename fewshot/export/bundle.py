@@ -1,0 +1,147 @@
+"""Export the components of a trained prompt classifier to a deployable bundle.
+
+``export_bundle(model, template, task, tokenizer, label_words, "bundle/")`` writes, atomically (an
+interrupted or failed export leaves the previous bundle in place)::
+
+    bundle/
+      model.json, model.pdiparams   Paddle static graph (PIR): ids → class probabilities
+      model.onnx                    the same graph, converted with paddle2onnx
+      model.int8.onnx               --int8: dynamically quantised MatMuls (CPU)
+      model.fp16.onnx               --fp16: float16 weights and activations (GPU)
+      vocab.txt, tokenizer_config.json, special_tokens_map.json
+      fewshot.json                  manifest: labels, task, template encoding, inputs, files
+
+The graph is the whole prompt model — PLM, soft prompt, verbalizer and activation — so inference
+needs neither the pretrained checkpoint nor Paddle. Before the bundle replaces the old one, probe
+texts are encoded by the runtime from the written files and run through every exported graph;
+the export fails if the encoding or the probabilities differ from the Paddle model.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+import numpy as np
+
+from ..atomic import atomic_directory
+from ..documents import json_text
+from ..errors import BundleError
+from ..prompt.model import PromptModel
+from ..runtime.manifest import GRAPH_INPUTS, MANIFEST_NAME, PADDLE_MODEL_NAME, PADDLE_PARAMS_NAME, VOCAB_NAME, build_manifest
+from ..runtime.tokenizer import batch_tokenize, load_wordpiece
+from ..tasks import Task
+from ..template import Template, TemplateEncoder, pad_batch
+from .convert import DEFAULT_OPSET, check_against_paddle, write_onnx_models
+from .graph import InferenceGraph, reference_probabilities, run_static_graph, save_static_graph
+
+
+def tokenizer_spec(tokenizer: Any) -> Dict[str, Any]:
+    """How to rebuild ``tokenizer`` with the ``tokenizers`` library (WordPiece tokenizers only)."""
+    wordpiece = getattr(tokenizer, "wordpiece_tokenizer", None)
+    basic = getattr(tokenizer, "basic_tokenizer", None)
+    if wordpiece is None or basic is None:
+        raise BundleError(
+            f"export: tokenizer {type(tokenizer).__name__} is not a WordPiece (BERT/ERNIE) tokenizer; "
+            "the ONNX predictor supports those only"
+        )
+    special = getattr(tokenizer, "unique_no_split_tokens", None) or tokenizer.all_special_tokens
+    return {
+        "type": "wordpiece",
+        "vocab_file": VOCAB_NAME,
+        "do_lower_case": bool(basic.do_lower_case),
+        "unk_token": tokenizer.unk_token,
+        "special_tokens": sorted(special),
+        "max_input_chars_per_word": int(getattr(wordpiece, "max_input_chars_per_word", 100)),
+    }
+
+
+def encoding_spec(template: Template, tokenizer: Any, vocab_rows: int) -> Dict[str, Any]:
+    """The manifest's ``encoding``: the template encoder's spec (soft tokens renumbered past the
+    vocabulary's ``vocab_rows``) and the tokenizer."""
+    return {
+        **template.describe(soft_token_start=vocab_rows),
+        "tokenizer": tokenizer_spec(tokenizer),
+        "vocab_rows": int(vocab_rows),
+        "num_soft_tokens": template.num_soft_tokens,
+    }
+
+
+def probe_texts(template: Template, tokenizer: Any, count: int = 6) -> List[Tuple[str, Optional[str]]]:
+    """Deterministic texts drawn from the vocabulary, one longer than ``max_seq_length`` (to truncate)."""
+    vocab = [t for t in tokenizer.vocab.token_to_idx if not t.startswith(("[", "##")) and t.strip()]
+    rng = np.random.default_rng(0)
+    lengths = [1, 3, 8, 17, 30, template.max_seq_length + 10][:count]
+    texts = [" ".join(rng.choice(vocab, size=n)) for n in lengths]
+    pairs = [" ".join(rng.choice(vocab, size=n)) for n in reversed(lengths)]
+    return [(a, b if template.needs_text_b else None) for a, b in zip(texts, pairs)]
+
+
+def bundle_feed(directory: Path, encoding: Dict[str, Any], examples: List[Tuple[str, Optional[str]]]) -> Dict[str, np.ndarray]:
+    """The graph inputs for ``examples`` as the runtime builds them from the written bundle."""
+    tokenizer = load_wordpiece(directory / encoding["tokenizer"]["vocab_file"], encoding["tokenizer"])
+    encoder = TemplateEncoder.from_spec(encoding, batch_tokenize(tokenizer), error=BundleError)
+    batch = encoder.pad(encoder.encode_batch(examples))
+    return {name: batch[name] for name in GRAPH_INPUTS}
+
+
+def check_encoding(batch: Dict[str, np.ndarray], feed: Dict[str, np.ndarray], vocab_rows: int) -> None:
+    """The bundle's encoding must give the template's inputs, soft tokens renumbered past the vocabulary."""
+    soft = batch["soft_token_ids"]
+    expected = {
+        "input_ids": np.where(soft > 0, vocab_rows + soft - 1, batch["input_ids"]),
+        "token_type_ids": batch["token_type_ids"],
+        "attention_mask": batch["attention_mask"],
+        "masked_positions": batch["masked_positions"],
+    }
+    for name in GRAPH_INPUTS:
+        if not np.array_equal(feed[name], expected[name]):
+            raise BundleError(
+                f"export: the bundle's tokenizer/encoding gives different {name} than the template on probe texts"
+            )
+
+
+def export_bundle(
+    model: Any,
+    template: Template,
+    task: Task,
+    tokenizer: Any,
+    label_words: Mapping[str, List[str]],
+    bundle_dir: Union[str, "os.PathLike[str]"],
+    info: Optional[Mapping[str, Any]] = None,
+    onnx: bool = True,
+    opset: int = DEFAULT_OPSET,
+    fp16: bool = False,
+    int8: bool = False,
+) -> Path:
+    """Write a bundle for a prompt model, its template, task and tokenizer; returns ``bundle_dir``.
+
+    ``info`` is recorded in the manifest as provenance (``base_model``, ``verbalizer``, …).
+    """
+    if (fp16 or int8) and not onnx:
+        raise BundleError("export: --fp16 and --int8 derive from the ONNX model; drop --no-onnx")
+    if not isinstance(model, PromptModel):
+        raise BundleError(f"export: only prompt models can be exported, not {type(model).__name__}")
+    model.eval()
+    examples = probe_texts(template, tokenizer)
+    batch = pad_batch(template.encode_batch(examples), tokenizer.pad_token_id)
+    expected = reference_probabilities(model, batch, task.activation)
+    graph = InferenceGraph(model, task.activation)
+    vocab_rows = int(model.plm.get_input_embeddings().weight.shape[0])
+    with atomic_directory(bundle_dir) as tmp:
+        save_static_graph(graph, tmp, template.num_masks)
+        tokenizer.save_pretrained(str(tmp))
+        encoding = encoding_spec(template, tokenizer, vocab_rows)
+        feed = bundle_feed(tmp, encoding, examples)
+        check_encoding(batch, feed, vocab_rows)
+        files = {"paddle_model": PADDLE_MODEL_NAME, "paddle_params": PADDLE_PARAMS_NAME}
+        if onnx:
+            onnx_files, check = write_onnx_models(tmp, len(task.labels), opset, fp16, int8, feed, expected)
+            files.update(onnx_files)
+        else:
+            diff = check_against_paddle("the static graph", run_static_graph(tmp, feed), expected)
+            check = {"probe_texts": len(examples), "paddle_static_max_abs_diff": diff}
+        manifest = build_manifest(task, label_words, template.text, encoding, files, check, dict(info or {}))
+        (tmp / MANIFEST_NAME).write_text(json_text(manifest), encoding="utf-8")
+    return Path(bundle_dir)

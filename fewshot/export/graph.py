@@ -1,0 +1,103 @@
+"""The prompt model's inference path as one static graph: token ids → probabilities.
+
+The soft prompt does not depend on the input, so its encoder (LSTM or MLP) runs once here and its
+output rows are appended to the word embedding table: soft tokens become ordinary token ids
+``vocab_size, vocab_size+1, …``, and the deployed graph needs no LSTM.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+from paddle.static import InputSpec
+
+from ..errors import BundleError
+from ..prompt.model import PromptModel
+from ..prompt.partial_encoder import encode_at_positions
+from ..runtime.manifest import GRAPH_INPUTS, PADDLE_MODEL_NAME, PADDLE_PARAMS_NAME
+
+PADDLE_PREFIX = PADDLE_MODEL_NAME[: -len(".json")]
+
+
+class InferenceGraph(nn.Layer):
+    """The prompt model's inference path as one layer: token ids → probabilities.
+
+    Shares the PLM encoder, the verbalizer and the calibration prior with ``model``; the word
+    embedding table is the PLM's own, or (with soft tokens) a copy with the soft prompt's rows
+    appended. ``activation`` is ``softmax`` (one label per text) or ``sigmoid`` (independent labels:
+    multi-label and hierarchical tasks), as ``PromptClassifier.predict_proba`` applies them.
+    """
+
+    def __init__(self, model: PromptModel, activation: str = "softmax"):
+        super().__init__()
+        self.encoder = model.encoder
+        self.verbalizer = model.verbalizer
+        self.activation = activation
+        self.calibrated = bool(getattr(model, "calibrated", False))
+        if self.calibrated:
+            self.register_buffer("log_prior", model.log_prior, persistable=True)
+        words = model.plm.get_input_embeddings().weight
+        if model.soft_prompt is None:
+            self.word_embeddings = words
+        else:
+            table = extended_embedding_table(model)
+            self.word_embeddings = self.create_parameter(
+                list(table.shape), default_initializer=nn.initializer.Assign(table)
+            )
+
+    def forward(
+        self,
+        input_ids: paddle.Tensor,
+        token_type_ids: paddle.Tensor,
+        attention_mask: paddle.Tensor,
+        masked_positions: paddle.Tensor,
+    ) -> paddle.Tensor:
+        embeds = F.embedding(input_ids, self.word_embeddings)
+        hidden = encode_at_positions(self.encoder, masked_positions, attention_mask,
+                                     inputs_embeds=embeds, token_type_ids=token_type_ids)
+        logits = self.verbalizer(hidden)
+        if self.calibrated:
+            logits = logits - self.log_prior
+        return F.softmax(logits, axis=-1) if self.activation == "softmax" else F.sigmoid(logits)
+
+
+@paddle.no_grad()
+def extended_embedding_table(model: PromptModel) -> np.ndarray:
+    """The word embeddings with the soft prompt's ``S`` rows appended: ``[vocab + S, hidden]``.
+
+    ``SoftPrompt()`` returns ``[S + 1, hidden]`` with a zero row 0; soft token ``k`` (1-based) gets
+    row ``vocab + k - 1``. Call with the model in eval mode.
+    """
+    soft = model.soft_prompt().numpy()[1:]
+    words = model.plm.get_input_embeddings().weight.numpy()
+    return np.concatenate([words, soft.astype(words.dtype)], axis=0)
+
+
+def save_static_graph(graph: InferenceGraph, directory: Path, num_masks: int) -> None:
+    """``paddle.jit.save`` with dynamic batch and sequence length (``model.json`` + ``model.pdiparams``)."""
+    spec = [InputSpec([None, None], "int64", name) for name in GRAPH_INPUTS[:3]]
+    spec.append(InputSpec([None, num_masks], "int64", GRAPH_INPUTS[3]))
+    graph.eval()
+    paddle.jit.save(graph, str(directory / PADDLE_PREFIX), input_spec=spec)
+    for name in (PADDLE_MODEL_NAME, PADDLE_PARAMS_NAME):
+        if not (directory / name).is_file():
+            raise BundleError(f"export: paddle.jit.save did not write {name} (is FLAGS_enable_pir_api off?)")
+
+
+def run_static_graph(directory: Path, feed: Dict[str, np.ndarray]) -> np.ndarray:
+    loaded = paddle.jit.load(str(directory / PADDLE_PREFIX))
+    return loaded(*[paddle.to_tensor(feed[name]) for name in GRAPH_INPUTS]).numpy()
+
+
+
+
+@paddle.no_grad()
+def reference_probabilities(model: PromptModel, batch: Dict[str, np.ndarray], activation: str) -> np.ndarray:
+    """Probabilities from the Paddle dynamic graph for a template batch."""
+    logits = model(**{k: paddle.to_tensor(v) for k, v in batch.items()})
+    return (F.softmax(logits, axis=-1) if activation == "softmax" else F.sigmoid(logits)).numpy()

@@ -1,0 +1,19 @@
+"""The Paddle-free runtime: a bundle's manifest, the shared template encoder and task, onnxruntime.
+
+Nothing under ``fewshot.runtime`` imports Paddle or PaddleNLP (a test enforces it), so a
+deployment image installs only ``pip install fewshot``::
+
+>>> from fewshot.runtime import OnnxPredictor, predict_file
+>>> OnnxPredictor("bundle/").predict(["文登区这些公路及危桥将进入封闭施工"])
+['news_car']
+"""
+
+from .batch import PredictSummary, predict_file, top_k
+from .manifest import GRAPH_INPUTS, MANIFEST_NAME, ONNX_FILES, OUTPUT_NAME, read_manifest
+from .predictor import OnnxPredictor
+from .tokenizer import load_wordpiece
+
+__all__ = [
+    "GRAPH_INPUTS", "MANIFEST_NAME", "ONNX_FILES", "OUTPUT_NAME", "OnnxPredictor", "PredictSummary", "load_wordpiece",
+    "predict_file", "read_manifest", "top_k",
+]

@@ -1,0 +1,210 @@
+"""``predict_file``: stream a text or JSON-lines file through a predictor into JSON lines, in order.
+
+>>> predict_file(OnnxPredictor("bundle/"), "data.txt", "predictions.jsonl", k=2)
+PredictSummary(lines=100000, skipped=0)
+
+Each output line is ``{"line": 7, "label": "news_car", "score": 0.91, "top_k": [...]}`` (or
+``{"line": 7, "error": "..."}`` for a skipped line). Memory stays flat for files of any size; the
+output is written to a hidden temporary file and renamed into place when complete, so an
+interrupted run never leaves a half-written output, and never replaces the input.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+
+import numpy as np
+
+from ..atomic import atomic_file
+from ..data.fields import clean_string
+from ..data.lines import is_json_lines, iter_lines, open_input, parse_json_object
+from ..errors import DataError, FewshotError
+from ..template import Row
+
+_DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exhausted",
+                errno.EACCES: "permission denied", errno.EROFS: "the file system is read-only"}
+
+
+def top_k(probs: np.ndarray, labels: List[str], k: int) -> List[List[Tuple[str, float]]]:
+    """The ``k`` most probable ``(label, probability)`` of each row, best first."""
+    k = max(1, min(k, probs.shape[1]))
+    best = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return [[(labels[j], float(row[j])) for j in idx] for row, idx in zip(probs, best)]
+
+
+@dataclass
+class PredictSummary:
+    """What ``predict_file`` did: lines read, predicted and skipped."""
+
+    lines: int = 0
+    skipped: int = 0
+
+    @property
+    def predicted(self) -> int:
+        return self.lines - self.skipped
+
+
+class LineParser:
+    """Turns one input line into ``(text_a, text_b)``; raises ``DataError`` saying what is wrong.
+
+    ``.jsonl``/``.json`` files hold one JSON object per line, read through ``fields``
+    (``{'text_a': 'sentence'}``); other files hold ``text`` or ``text_a<TAB>text_b`` per line.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], needs_text_b: bool, fields: Optional[Mapping[str, str]] = None):
+        self.json = is_json_lines(path)
+        self.needs_text_b = needs_text_b
+        self.fields = dict(fields or {"text_a": "sentence"})
+        if self.json and needs_text_b and "text_b" not in self.fields:
+            raise DataError("fields: the template uses text_b; map it to a JSON key (text_b=KEY)")
+
+    def parse(self, line: str) -> Tuple[str, Optional[str]]:
+        if not line.strip():
+            raise DataError("empty line")
+        return self._parse_json(line) if self.json else self._parse_tsv(line)
+
+    def _parse_tsv(self, line: str) -> Tuple[str, Optional[str]]:
+        columns = line.split("\t")
+        expected = 2 if self.needs_text_b else 1
+        if len(columns) != expected:
+            names = "(text_a, text_b)" if self.needs_text_b else "(text)"
+            raise DataError(f"expected {expected} tab-separated column(s) {names}, found {len(columns)}")
+        texts = [clean_string(f"column {i + 1}", "text", value) for i, value in enumerate(columns)]
+        return texts[0], texts[1] if self.needs_text_b else None
+
+    def _parse_json(self, line: str) -> Tuple[str, Optional[str]]:
+        row = parse_json_object(line)
+        slots = ("text_a", "text_b") if self.needs_text_b else ("text_a",)
+        texts = []
+        for slot in slots:
+            key = self.fields[slot]
+            if key not in row:
+                raise DataError(f"missing key '{key}' (for {slot}; choose the key with --fields {slot}=KEY)")
+            texts.append(clean_string(f"key '{key}'", "text", row[key], numbers=True))
+        return texts[0], texts[1] if self.needs_text_b else None
+
+
+def check_output_path(input_path: Path, output_path: Path) -> None:
+    """Refuse, before any work, an output that is the input, a directory, or in a missing directory."""
+    if output_path.exists() and output_path.is_dir():
+        raise FewshotError(f"--output {output_path}: is a directory; name a file to write the predictions to")
+    if not output_path.parent.is_dir():
+        raise FewshotError(f"--output {output_path}: the directory {output_path.parent} does not exist")
+    if output_path.exists() and os.path.samefile(input_path, output_path):
+        raise FewshotError(f"--output {output_path} is the input file; write the predictions to another file")
+    if not os.access(output_path.parent, os.W_OK):
+        raise FewshotError(f"--output {output_path}: cannot write in {output_path.parent} (permission denied)")
+
+
+def disk_error_message(exc: OSError, output_path: Path) -> str:
+    """One line for an ``OSError`` while writing: what failed, and that the old output was kept."""
+    reason = _DISK_ERRORS.get(exc.errno, exc.strerror or str(exc))
+    kept = "the previous file is unchanged" if output_path.exists() else "nothing was written"
+    return f"{output_path}: cannot write the predictions ({reason}); {kept}"
+
+
+def predict_file(
+    predictor: Any,
+    input_path: Union[str, os.PathLike],
+    output_path: Union[str, os.PathLike],
+    k: int = 1,
+    fields: Optional[Mapping[str, str]] = None,
+    on_error: str = "fail",
+    chunk_size: int = 2048,
+    progress: bool = True,
+) -> PredictSummary:
+    """Predict every line of ``input_path`` into JSON lines at ``output_path``, in input order.
+
+    ``predictor`` is an ``OnnxPredictor`` (or anything with its ``encoder``, ``run_rows``,
+    ``decode``, ``scores`` and ``labels``). Reads and predicts ``chunk_size`` lines at a time. A
+    malformed line raises ``DataError`` naming it (``on_error='fail'``), or with ``on_error='skip'``
+    is reported on stderr and written as ``{"line": N, "error": "..."}``, so the output always has
+    one line per input line. A full disk or a permission error is a one-line ``FewshotError``.
+    """
+    from tqdm import tqdm
+
+    if on_error not in ("fail", "skip"):
+        raise FewshotError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
+    if k < 1 or chunk_size < 1:
+        raise FewshotError("--top-k and --chunk-size must be at least 1")
+    input_path, output_path = Path(input_path), Path(output_path)
+    if not input_path.is_file():
+        raise DataError(f"{input_path}: file does not exist")
+    check_output_path(input_path, output_path)
+    parser = LineParser(input_path, predictor.encoder.needs_text_b, fields)
+    summary = PredictSummary()
+    try:
+        with open_input(input_path) as src, atomic_file(output_path) as tmp, open(tmp, "w", encoding="utf-8") as out, \
+                tqdm(total=input_path.stat().st_size, unit="B", unit_scale=True, disable=not progress,
+                     file=sys.stderr, desc="fewshot-predict") as bar:
+            chunk: List[Tuple[int, Any]] = []
+            for number, size, text in iter_lines(src):
+                chunk.append((number, _parse(parser, text)))
+                bar.update(size)
+                if len(chunk) >= chunk_size:
+                    _predict_chunk(predictor, chunk, k, on_error, input_path, out, summary)
+                    chunk = []
+            if chunk:
+                _predict_chunk(predictor, chunk, k, on_error, input_path, out, summary)
+            out.flush()
+    except OSError as exc:
+        raise FewshotError(disk_error_message(exc, output_path)) from None
+    return summary
+
+
+def _parse(parser: LineParser, text: Union[str, DataError]) -> Union[Tuple[str, Optional[str]], DataError]:
+    """The line's text pair, or the DataError saying what is wrong with it."""
+    if isinstance(text, DataError):
+        return text
+    try:
+        return parser.parse(text)
+    except DataError as exc:
+        return exc
+
+
+def _checked(item: Any, path: Path, number: int, on_error: str) -> Any:
+    """``item`` unless it is an error: then raise it naming the line, or report it and keep it as a record."""
+    if not isinstance(item, DataError):
+        return item
+    error = DataError(f"{path} line {number}: {item}")
+    if on_error == "fail":
+        raise error
+    print(f"fewshot-predict: {error} (skipped)", file=sys.stderr)
+    return error
+
+
+def _predictions(predictor: Any, rows: List[Row], k: int) -> Iterator[Dict[str, Any]]:
+    """``label``, ``score`` and ``top_k`` of each row, in row order."""
+    if not rows:
+        return iter(())
+    probs = predictor.run_rows(rows)
+    labels = predictor.decode(probs)
+    ranked = top_k(probs, predictor.labels, k)
+    return (
+        {"label": label, "score": score, "top_k": [{"label": name, "score": value} for name, value in best]}
+        for label, score, best in zip(labels, predictor.scores(probs, labels), ranked)
+    )
+
+
+def _predict_chunk(
+    predictor: Any, chunk: List[Tuple[int, Any]], k: int, on_error: str, path: Path,
+    out: IO[str], summary: PredictSummary,
+) -> None:
+    """Encode, predict and write one chunk of ``(line number, text pair or DataError)``, in line order."""
+    pairs = [item for _, item in chunk if not isinstance(item, DataError)]
+    encoded = iter(predictor.encoder.encode_batch(pairs, return_errors=True))
+    items = [(n, item if isinstance(item, DataError) else next(encoded)) for n, item in chunk]
+    items = [(n, _checked(item, path, n, on_error)) for n, item in items]
+    results = _predictions(predictor, [row for _, row in items if not isinstance(row, DataError)], k)
+    for number, item in items:
+        failed = isinstance(item, DataError)
+        record = {"line": number, **({"error": str(item)} if failed else next(results))}
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        summary.lines += 1
+        summary.skipped += failed

@@ -1,0 +1,191 @@
+"""Batch inference on an exported bundle with onnxruntime, ``tokenizers`` and numpy — no Paddle.
+
+A bundle (written by ``fewshot-export``) holds ``model.onnx`` (ids → class probabilities),
+``vocab.txt`` and the manifest ``fewshot.json``, from which the runtime rebuilds the template
+encoder training used (``fewshot.template.TemplateEncoder``) and the task that decodes the
+probabilities (``fewshot.tasks``)::
+
+>>> predictor = OnnxPredictor("bundle/", device="cpu", threads=2, batch_size=32)
+>>> predictor.predict(["文登区这些公路及危桥将进入封闭施工"])
+['news_car']
+>>> predictor.predict("文登区这些公路及危桥将进入封闭施工")     # a str is one text
+['news_car']
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from ..data.inputs import TextInputs, prediction_pairs
+from ..errors import BundleError, FewshotError
+from ..template import Row, TemplateEncoder
+from .manifest import GRAPH_INPUTS, MANIFEST_NAME, ONNX_FILES, OUTPUT_NAME, bundle_file, manifest_task, model_file, read_manifest
+from .tokenizer import batch_tokenize, load_wordpiece
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (the affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _session_options(threads: Optional[int]) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = int(threads) if threads else available_cores()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return options
+
+
+def _providers(device: str) -> List[str]:
+    import onnxruntime as ort
+
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "gpu":
+        available = ort.get_available_providers()
+        if "CUDAExecutionProvider" not in available:
+            raise FewshotError(
+                "device='gpu' needs onnxruntime-gpu (CUDAExecutionProvider); "
+                f"this onnxruntime has {', '.join(available)}"
+            )
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    raise FewshotError(f"device must be 'cpu' or 'gpu', got {device!r}")
+
+
+class OnnxPredictor:
+    """Predicts class probabilities for texts with a bundle's ONNX model.
+
+    ``precision`` picks the model file: ``fp32`` (``model.onnx``), ``int8`` (dynamic quantisation,
+    for CPU) or ``fp16`` (for GPU). Texts are sorted by token length and batched, so a batch is
+    padded only to its own longest text; results come back in input order. The bundle is checked
+    as a whole when it loads (manifest, vocabulary, ids, graph inputs and output size).
+    """
+
+    def __init__(
+        self,
+        bundle_dir: Union[str, os.PathLike],
+        device: str = "cpu",
+        threads: Optional[int] = None,
+        batch_size: int = 32,
+        precision: str = "fp32",
+    ):
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise FewshotError(f"batch_size must be at least 1, got {batch_size}")
+        if precision not in ONNX_FILES:
+            raise FewshotError(f"precision must be one of {', '.join(ONNX_FILES)}, got {precision!r}")
+        providers = _providers(device)
+        self.bundle_dir = Path(bundle_dir)
+        self.manifest = read_manifest(self.bundle_dir)
+        self.task = manifest_task(self.bundle_dir, self.manifest)
+        self.labels: List[str] = list(self.task.labels)
+        self.batch_size = batch_size
+        self.encoder = self._build_encoder()
+        self.session = self._open_session(model_file(self.bundle_dir, self.manifest, precision), providers, threads)
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The label of each probability column (scikit-learn's name)."""
+        return np.array(self.labels, dtype=object)
+
+    def _build_encoder(self) -> TemplateEncoder:
+        """The template encoder the manifest describes, over the bundle's tokenizer; ids checked against the vocabulary."""
+        where = str(self.bundle_dir / MANIFEST_NAME)
+        encoding = self.manifest["encoding"]
+        spec = encoding["tokenizer"]
+        vocab = bundle_file(self.bundle_dir, spec["vocab_file"], "encoding.tokenizer.vocab_file")
+        tokenizer = load_wordpiece(vocab, spec)
+        encoder = TemplateEncoder.from_spec(encoding, batch_tokenize(tokenizer), where=where, error=BundleError)
+        if encoder.num_masks < 1:
+            raise BundleError(f"{where}: the encoding has no 'mask' part")
+        vocab_size = tokenizer.get_vocab_size(with_added_tokens=False)
+        vocab_rows = encoding.get("vocab_rows", vocab_size)
+        if not isinstance(vocab_rows, int) or vocab_rows < vocab_size:
+            raise BundleError(f"{where}: encoding.vocab_rows is {vocab_rows!r}, but {vocab.name} has {vocab_size} tokens")
+        rows = vocab_rows + encoder.num_soft_tokens
+        if encoder.max_id() >= rows:
+            raise BundleError(
+                f"{where}: the encoding uses token id {encoder.max_id()}, but the vocabulary and soft tokens "
+                f"have only {rows} ids"
+            )
+        return encoder
+
+    def _open_session(self, path: Path, providers: List[str], threads: Optional[int]) -> Any:
+        """An onnxruntime session for ``path``, whose inputs and output must be the bundle's."""
+        import onnxruntime as ort
+
+        try:
+            session = ort.InferenceSession(str(path), _session_options(threads), providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
+            raise BundleError(f"{path}: cannot load the ONNX model ({exc})") from None
+        if providers[0] not in session.get_providers():
+            raise FewshotError(f"{path}: onnxruntime could not start {providers[0]} (CUDA/cuDNN libraries?)")
+        inputs = {i.name: i for i in session.get_inputs()}
+        outputs = session.get_outputs()
+        if sorted(inputs) != sorted(GRAPH_INPUTS) or [o.name for o in outputs] != [OUTPUT_NAME]:
+            raise BundleError(
+                f"{path}: graph inputs {list(inputs)} / outputs {[o.name for o in outputs]} do not match "
+                f"{MANIFEST_NAME} ({list(GRAPH_INPUTS)} / ['{OUTPUT_NAME}'])"
+            )
+        width = outputs[0].shape[-1] if outputs[0].shape else None
+        if isinstance(width, int) and width != len(self.labels):
+            raise BundleError(f"{path}: the model gives {width} probabilities, but {MANIFEST_NAME} lists "
+                              f"{len(self.labels)} labels")
+        masks = inputs["masked_positions"].shape[-1]
+        if isinstance(masks, int) and masks != self.encoder.num_masks:
+            raise BundleError(f"{path}: the model reads {masks} mask positions, but {MANIFEST_NAME}'s template "
+                              f"has {self.encoder.num_masks}")
+        return session
+
+    def encode(self, inputs: TextInputs) -> List[Row]:
+        """Encode texts (or pairs) into unpadded rows of model inputs."""
+        return self.encoder.encode_batch(prediction_pairs(inputs, self.encoder.needs_text_b))
+
+    def run_rows(self, rows: Sequence[Row]) -> np.ndarray:
+        """Probabilities for encoded rows: length-sorted batches, results in row order."""
+        probs = np.empty((len(rows), len(self.labels)), dtype=np.float32)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
+        for start in range(0, len(order), self.batch_size):
+            index = order[start : start + self.batch_size]
+            batch = self.encoder.pad([rows[i] for i in index])
+            probs[index] = self.session.run([OUTPUT_NAME], {name: batch[name] for name in GRAPH_INPUTS})[0]
+        return probs
+
+    def predict_proba(self, inputs: TextInputs) -> np.ndarray:
+        """Class probabilities ``[n, num_labels]``, columns in ``self.labels`` order."""
+        rows = self.encode(inputs)
+        if not rows:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return self.run_rows(rows)
+
+    def predict(self, inputs: TextInputs) -> List[Any]:
+        """The predicted label of each text, as ``PromptClassifier.predict`` gives it.
+
+        Single-label: the most probable label; multi-label: the list of labels at or above their
+        thresholds; hierarchical: the most probable consistent node path.
+        """
+        return self.decode(self.predict_proba(inputs))
+
+    def decode(self, probs: np.ndarray) -> List[Any]:
+        """Labels from probabilities ``[n, num_labels]``, by the bundle's task and thresholds."""
+        return self.task.decode(probs)
+
+    def scores(self, probs: np.ndarray, labels: Sequence[Any]) -> List[Any]:
+        """The probability of each decoded label (a list of them for multi-label rows)."""
+        return self.task.scores(probs, labels)
+
+    def describe(self) -> Dict[str, Any]:
+        """A summary of the bundle: task, labels, template, sizes and provenance."""
+        keys = ("format_version", "fewshot_version", "task", "template", "max_seq_length", "base_model", "verbalizer")
+        return {**{k: self.manifest.get(k) for k in keys}, "labels": self.labels,
+                "files": dict(self.manifest["files"])}

@@ -1,0 +1,14 @@
+"""Template string → parts → token ids: parsing, the one encoder, a template bound to a tokenizer (no Paddle).
+
+>>> parse_template("{'text': 'text_a'}主题是{'mask'}")
+[Part(kind='text', value='text_a', ...), Part(kind='hard', value='主题是', ...), Part(kind='mask', ...)]
+"""
+
+from .encoder import ROW_KEYS, Row, TemplateEncoder, Tokenize, pad_batch
+from .parse import ENCODERS, KINDS, TEXT_SLOTS, Part, format_part, parse_template, set_soft_encoder
+from .template import SoftToken, Template, token_ids
+
+__all__ = [
+    "ENCODERS", "KINDS", "Part", "ROW_KEYS", "Row", "SoftToken", "TEXT_SLOTS", "Template", "TemplateEncoder",
+    "Tokenize", "format_part", "pad_batch", "parse_template", "set_soft_encoder", "token_ids",
+]

@@ -1,0 +1,239 @@
+"""The one template encoder: texts → model input ids, for training and for the bundle runtime alike.
+
+It knows nothing of Paddle or of any tokenizer class: it is given the template as *encoded parts*
+(the ids of every fixed part, the names of the text slots) and a function that tokenizes a batch
+of texts into ids. Training builds it from a PaddleNLP tokenizer (``Template``); the runtime
+rebuilds it from a bundle manifest and a ``tokenizers`` WordPiece. With the template
+``{'text': 'text_a'}主题是{'soft'}{'mask'}{'mask'}`` and the text ``球赛``::
+
+    input_ids         [CLS] 球 赛 主 题 是 s1 [MASK] [MASK] [SEP]
+    token_type_ids     0    0  0  0  0  0  0   0      0      0
+    soft_token_ids     0    0  0  0  0  0  1   0      0      0
+    masked_positions                            [7, 8]
+
+Only text slots are truncated: the longest truncatable slot loses tokens from its end first,
+ties going to the earliest slot; prompt text, soft tokens, masks and special tokens never are.
+The token type becomes 1 after a ``{'sep'}`` part. Soft tokens are numbered ``1..S`` in
+``soft_token_ids``; what ``input_ids`` holds at their positions is the spec's ids (initialising
+ids in training, rows appended to the embedding table in a bundle).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type
+
+import numpy as np
+
+from ..errors import DataError, FewshotError, TemplateError
+from .parse import TEXT_SLOTS
+
+Tokenize = Callable[[Sequence[str]], List[List[int]]]
+"""Token ids of each text of a batch, without special tokens."""
+
+Row = Dict[str, List[int]]
+ROW_KEYS = ("input_ids", "token_type_ids", "position_ids", "attention_mask", "soft_token_ids")
+FIXED_KINDS = ("hard", "soft", "mask", "sep")
+SPEC_KEYS = ("cls_token_id", "sep_token_id", "pad_token_id", "max_seq_length", "parts")
+
+
+class TemplateEncoder:
+    """Assembles model inputs from encoded template parts and a batch tokenizer.
+
+    ``parts`` are ``{"kind": "text", "slot": "text_a", "truncate": True}`` or
+    ``{"kind": "hard"|"soft"|"mask"|"sep", "ids": [...]}``, in template order.
+    """
+
+    def __init__(
+        self,
+        parts: Sequence[Mapping[str, Any]],
+        cls_token_id: int,
+        sep_token_id: int,
+        pad_token_id: int,
+        max_seq_length: int,
+        tokenize: Tokenize,
+    ):
+        self.parts: List[Dict[str, Any]] = [dict(part) for part in parts]
+        self.cls_token_id = int(cls_token_id)
+        self.sep_token_id = int(sep_token_id)
+        self.pad_token_id = int(pad_token_id)
+        self.max_seq_length = int(max_seq_length)
+        self.tokenize = tokenize
+        self.slots = [part["slot"] for part in self.parts if part["kind"] == "text"]
+        self.needs_text_b = "text_b" in self.slots
+        self.num_masks = sum(len(part["ids"]) for part in self.parts if part["kind"] == "mask")
+        self.num_soft_tokens = sum(len(part["ids"]) for part in self.parts if part["kind"] == "soft")
+        self.fixed_length = 2 + sum(len(part["ids"]) for part in self.parts if part["kind"] != "text")
+        self.text_budget = self.max_seq_length - self.fixed_length
+        if self.text_budget < len(self.slots):
+            raise TemplateError(
+                f"template: needs {self.fixed_length} tokens for prompt, masks and special tokens plus at least "
+                f"{len(self.slots)} for text, but max_seq_length is {self.max_seq_length}"
+            )
+
+    @classmethod
+    def from_spec(
+        cls, spec: Mapping[str, Any], tokenize: Tokenize, where: str = "template", error: Type[FewshotError] = TemplateError
+    ) -> "TemplateEncoder":
+        """The encoder a :meth:`spec` (e.g. a bundle manifest's ``encoding``) describes; ``error`` names ``where``.
+
+        Every part is checked: a known kind, a text slot name, ids that are non-negative integers.
+        """
+        if not isinstance(spec, Mapping) or any(key not in spec for key in SPEC_KEYS):
+            raise error(f"{where}: the encoding must be an object with {', '.join(SPEC_KEYS)}")
+        parts = spec["parts"]
+        if not isinstance(parts, list) or not parts:
+            raise error(f"{where}: the encoding has no parts")
+        for i, part in enumerate(parts):
+            problem = _part_problem(part)
+            if problem:
+                raise error(f"{where}: encoding part {i} {problem}: {part!r}")
+        if not any(part["kind"] == "text" for part in parts):
+            raise error(f"{where}: the encoding has no text slot")
+        for key in SPEC_KEYS[:4]:
+            if not _is_id(spec[key]):
+                raise error(f"{where}: {key} must be a non-negative integer, got {spec[key]!r}")
+        try:
+            return cls(parts, spec["cls_token_id"], spec["sep_token_id"], spec["pad_token_id"],
+                       spec["max_seq_length"], tokenize)
+        except TemplateError as exc:
+            raise error(f"{where}: {exc}") from None
+
+    def spec(self) -> Dict[str, Any]:
+        """JSON-ready description that :meth:`from_spec` reads back (the tokenizer is described apart)."""
+        return {
+            "cls_token_id": self.cls_token_id,
+            "sep_token_id": self.sep_token_id,
+            "pad_token_id": self.pad_token_id,
+            "max_seq_length": self.max_seq_length,
+            "parts": [dict(part) for part in self.parts],
+        }
+
+    def max_id(self) -> int:
+        """The largest id the encoder writes itself (special tokens and fixed parts)."""
+        fixed = [i for part in self.parts for i in part.get("ids", [])]
+        return max([self.cls_token_id, self.sep_token_id, self.pad_token_id, *fixed])
+
+    def encode(self, text_a: str, text_b: Optional[str] = None) -> Row:
+        """One example's row: ``input_ids``, ``token_type_ids``, ``position_ids``, ``attention_mask``,
+        ``soft_token_ids`` (0 = ordinary token) and ``masked_positions``."""
+        return self.encode_batch([(text_a, text_b)])[0]
+
+    def encode_batch(
+        self, examples: Sequence[Tuple[str, Optional[str]]], return_errors: bool = False
+    ) -> List[Any]:
+        """Rows of ``(text_a, text_b)`` pairs, tokenized in one batch per slot.
+
+        A pair that cannot fit ``max_seq_length`` raises ``DataError`` (``input 3: text does not
+        fit …``), or with ``return_errors`` stands in the result as its ``DataError``.
+        """
+        ids = {"text_a": self.tokenize([a for a, _ in examples])}
+        if self.needs_text_b:
+            missing = next((i for i, (_, b) in enumerate(examples) if b is None), None)
+            if missing is not None:
+                raise TemplateError("template: slot 'text_b' is used but the example has no text_b")
+            ids["text_b"] = self.tokenize([b for _, b in examples])
+        rows: List[Any] = []
+        for index in range(len(examples)):
+            try:
+                rows.append(self.assemble({slot: ids[slot][index] for slot in ids}))
+            except DataError as exc:
+                if not return_errors:
+                    raise DataError(f"input {index}: {exc}") from None
+                rows.append(exc)
+        return rows
+
+    def assemble(self, slot_ids: Mapping[str, Sequence[int]]) -> Row:
+        """One row from the token ids of its text slots (truncated here)."""
+        texts = {i: list(slot_ids[part["slot"]]) for i, part in enumerate(self.parts) if part["kind"] == "text"}
+        self._truncate(texts)
+        input_ids = [self.cls_token_id]
+        token_type_ids = [0]
+        soft_token_ids = [0]
+        masked_positions: List[int] = []
+        token_type = 0
+        next_soft = 1
+        for i, part in enumerate(self.parts):
+            kind = part["kind"]
+            ids = texts[i] if kind == "text" else part["ids"]
+            if kind == "mask":
+                masked_positions.extend(range(len(input_ids), len(input_ids) + len(ids)))
+            if kind == "soft":
+                soft_token_ids.extend(range(next_soft, next_soft + len(ids)))
+                next_soft += len(ids)
+            else:
+                soft_token_ids.extend([0] * len(ids))
+            input_ids.extend(ids)
+            token_type_ids.extend([token_type] * len(ids))
+            if kind == "sep":
+                token_type = 1
+        input_ids.append(self.sep_token_id)
+        token_type_ids.append(token_type)
+        soft_token_ids.append(0)
+        n = len(input_ids)
+        return {
+            "input_ids": input_ids,
+            "token_type_ids": token_type_ids,
+            "position_ids": list(range(n)),
+            "attention_mask": [1] * n,
+            "soft_token_ids": soft_token_ids,
+            "masked_positions": masked_positions,
+        }
+
+    def _truncate(self, texts: Dict[int, List[int]]) -> None:
+        """Longest-first truncation in runs: while the longest truncatable slot is longer than every
+        other, it alone loses tokens, so it loses up to the difference at once; ties lose one token
+        each, earliest slot first — the same result as removing one token at a time."""
+        excess = sum(len(ids) for ids in texts.values()) - self.text_budget
+        while excess > 0:
+            candidates = [i for i in texts if self.parts[i].get("truncate", True) and len(texts[i]) > 1]
+            if not candidates:
+                raise DataError(
+                    f"text does not fit max_seq_length={self.max_seq_length} and the remaining text slots "
+                    "are marked 'truncate': False"
+                )
+            longest = max(candidates, key=lambda i: len(texts[i]))
+            others = [len(texts[i]) for i in candidates if i != longest]
+            floor = max(others + [1])
+            step = min(excess, max(len(texts[longest]) - floor, 1))
+            del texts[longest][-step:]
+            excess -= step
+
+    def pad(self, rows: Sequence[Row]) -> Dict[str, np.ndarray]:
+        """Stack rows into int64 arrays padded only to the batch's longest row (padding: pad id, 0s)."""
+        return pad_batch(rows, self.pad_token_id)
+
+
+def pad_batch(rows: Sequence[Row], pad_token_id: int = 0) -> Dict[str, np.ndarray]:
+    """Stack encoded rows into int64 numpy arrays padded only to the batch's longest row."""
+    length = max(len(row["input_ids"]) for row in rows)
+    batch: Dict[str, np.ndarray] = {}
+    for key in ROW_KEYS:
+        fill = pad_token_id if key == "input_ids" else 0
+        out = np.full((len(rows), length), fill, dtype=np.int64)
+        for r, row in enumerate(rows):
+            out[r, : len(row[key])] = row[key]
+        batch[key] = out
+    if rows[0]["masked_positions"]:
+        batch["masked_positions"] = np.array([row["masked_positions"] for row in rows], dtype=np.int64)
+    return batch
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _part_problem(part: Any) -> str:
+    """What is wrong with one encoded part, or ``""``."""
+    if not isinstance(part, Mapping):
+        return "is not an object"
+    kind = part.get("kind")
+    if kind == "text":
+        if part.get("slot") not in TEXT_SLOTS:
+            return f"has slot {part.get('slot')!r}, not one of {', '.join(TEXT_SLOTS)}"
+        return "" if isinstance(part.get("truncate", True), bool) else "has a 'truncate' that is not true/false"
+    if kind not in FIXED_KINDS:
+        return f"has kind {kind!r}, not one of text, {', '.join(FIXED_KINDS)}"
+    ids = part.get("ids")
+    if not isinstance(ids, list) or not ids or not all(_is_id(i) for i in ids):
+        return "needs 'ids', a non-empty list of non-negative integers"
+    return ""

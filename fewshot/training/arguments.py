@@ -1,0 +1,48 @@
+"""``PromptTrainingArguments``: PaddleNLP's ``TrainingArguments`` with fewshot's defaults and prompt options.
+
+This dataclass is the one source of every training default: ``PromptClassifier.fit``,
+``fewshot-train``, ``fewshot-compare`` and the examples all read it (the CLIs generate their
+options from its fields, see ``fewshot.cli.options``).
+
+>>> PromptTrainingArguments().learning_rate, PromptTrainingArguments().per_device_train_batch_size
+(3e-05, 8)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from paddlenlp.trainer import TrainingArguments
+
+
+@dataclass
+class PromptTrainingArguments(TrainingArguments):
+    """PaddleNLP ``TrainingArguments`` with few-shot defaults, plus the prompt-learning options."""
+
+    output_dir: Optional[str] = field(
+        default=None, metadata={"help": "Directory for the Trainer's own files; a temporary one when not given."}
+    )
+    per_device_train_batch_size: int = field(default=8, metadata={"help": "Training examples per step and device."})
+    per_device_eval_batch_size: int = field(default=32, metadata={"help": "Examples per evaluation batch."})
+    learning_rate: float = field(default=3e-5, metadata={"help": "Learning rate of the pretrained model."})
+    num_train_epochs: float = field(default=10.0, metadata={"help": "Epochs to train when max_steps is not set."})
+    max_steps: int = field(default=-1, metadata={"help": "Training steps (overrides num_train_epochs when > 0)."})
+    logging_steps: int = field(default=10, metadata={"help": "Log the loss every N steps."})
+    save_strategy: str = field(default="no", metadata={"help": "Trainer checkpoints: no, steps or epoch."})
+    report_to: Optional[List[str]] = field(default_factory=list, metadata={"help": "Logging integrations."})
+    do_train: bool = field(default=True, metadata={"help": "Train (always true for fit)."})
+    ppt_learning_rate: Optional[float] = field(
+        default=None, metadata={"help": "Learning rate of prompt parameters (soft tokens, soft verbalizer)."}
+    )
+    ppt_weight_decay: Optional[float] = field(default=None, metadata={"help": "Weight decay of prompt parameters."})
+    freeze_plm: bool = field(default=False, metadata={"help": "Train only the prompt parameters."})
+    use_rdrop: bool = field(default=False, metadata={"help": "Add the R-Drop loss."})
+    alpha_rdrop: float = field(default=5.0, metadata={"help": "Weight of the R-Drop loss."})
+    use_rgl: bool = field(default=False, metadata={"help": "Add the RGL label-consistency loss (single-label)."})
+    alpha_rgl: float = field(default=0.5, metadata={"help": "Weight of the RGL loss."})
+
+    def __post_init__(self):
+        if self.label_names is None:
+            self.label_names = ["labels"]
+        super().__post_init__()
