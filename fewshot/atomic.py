@@ -29,7 +29,12 @@ import tempfile
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
+from .errors import WriteError
+
 PathArg = Union[str, "os.PathLike[str]"]
+_REASONS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exhausted",
+            errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+            errno.EROFS: "the file system is read-only"}
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 
@@ -56,6 +61,14 @@ def exchange(a: Path, b: Path) -> bool:
     if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
         return False
     raise OSError(code, os.strerror(code), str(a))
+
+
+def write_error(exc: OSError, target: Path, what: str) -> WriteError:
+    """One line for a failed write: ``out/model: cannot write the classifier (the disk is full); the previous
+    one is unchanged`` (or ``nothing was written`` when there was none)."""
+    reason = _REASONS.get(exc.errno, exc.strerror or str(exc))
+    kept = "the previous one is unchanged" if os.path.lexists(target) else "nothing was written"
+    return WriteError(f"{target}: cannot write {what} ({reason}); {kept}")
 
 
 def _pattern(target: Path, kind: str) -> "re.Pattern[str]":
@@ -113,21 +126,27 @@ def _sibling(target: Path, kind: str, directory: bool) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_directory(target: PathArg) -> Iterator[Path]:
-    """Yield a fresh temporary directory; on success it replaces ``target``, on error it is removed."""
+def atomic_directory(target: PathArg, what: str = "the directory") -> Iterator[Path]:
+    """Yield a fresh temporary directory; on success it replaces ``target``, on error it is removed.
+
+    An ``OSError`` while writing (disk full, permission denied) becomes a one-line ``WriteError``
+    that names ``what`` was being written and says the previous directory is unchanged.
+    """
     target = Path(target).absolute()
     if target.exists() and not target.is_dir():
-        raise NotADirectoryError(f"{target} exists and is not a directory")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    recover(target)
-    tmp = _sibling(target, "tmp", directory=True)
+        raise WriteError(f"{target}: exists and is not a directory; choose another output")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        recover(target)
+        tmp = _sibling(target, "tmp", directory=True)
+    except OSError as exc:
+        raise write_error(exc, target, what) from None
     try:
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    try:
         _swap_in(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_error(exc, target, what) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -153,18 +172,23 @@ def _swap_in(new: Path, target: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_file(target: PathArg) -> Iterator[Path]:
+def atomic_file(target: PathArg, what: str = "the file") -> Iterator[Path]:
     """Yield a temporary file path next to ``target``; on success it replaces ``target`` (flushed to
-    disk first), on error it is removed and ``target`` is untouched."""
+    disk first), on error it is removed and ``target`` is untouched (``OSError`` → ``WriteError``)."""
     target = Path(target).absolute()
-    recover(target)
-    tmp = _sibling(target, "tmp", directory=False)
+    try:
+        recover(target)
+        tmp = _sibling(target, "tmp", directory=False)
+    except OSError as exc:
+        raise write_error(exc, target, what) from None
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(exc, OSError):
+            raise write_error(exc, target, what) from None
         raise

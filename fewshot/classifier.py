@@ -411,7 +411,7 @@ class PromptClassifier:
     def save(self, directory: Union[str, "os.PathLike[str]"]) -> Path:
         """Write the classifier to ``directory`` atomically (safetensors weights, JSON config): an
         interrupted or failed save keeps the old one."""
-        with atomic_directory(directory) as tmp:
+        with atomic_directory(directory, "the classifier") as tmp:
             self.model.plm.save_pretrained(str(tmp / PLM_DIR), safe_serialization=True)
             self.tokenizer.save_pretrained(str(tmp / PLM_DIR))
             state = {name: value.numpy() for name, value in self._prompt_state().items()}

@@ -19,3 +19,9 @@ class TemplateError(FewshotError):
 
 class BundleError(FewshotError):
     """A saved classifier directory or an exported bundle is missing files or is corrupt."""
+
+
+class WriteError(FewshotError, OSError):
+    """An output could not be written (disk full, permission denied); the previous output is unchanged.
+
+    Also an ``OSError``, which it is: callers that handle write failures as such keep working."""

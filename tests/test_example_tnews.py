@@ -94,14 +94,10 @@ def test_two_step_run_evaluates_saves_and_predicts(tmp_path, tiny_model_dir, sep
     assert clf.evaluate(test)["accuracy"] == metrics["test_public"]["accuracy"]
 
 
-@pytest.mark.skipif(not hasattr(PromptClassifier, "export"), reason="PromptClassifier.export not there yet")
 def test_export_bundle_predicts_test_set_like_training(tmp_path, tiny_model_dir, separable_task):
     out, test = _run(tmp_path, tiny_model_dir, separable_task, "--do_export")
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert Path(metrics["bundle"]) == out / "bundle" and (out / "bundle").is_dir()
-    inference = pytest.importorskip("fewshot.inference")
-    if not hasattr(inference, "predict_file"):
-        pytest.skip("fewshot.inference.predict_file (fewshot-predict) not there yet")
     from fewshot.cli.predict import main as predict_main
 
     preds = tmp_path / "preds.jsonl"

@@ -11,6 +11,7 @@ from typing import List, Optional
 
 from ..data import format_fields, parse_fields
 from ..runtime import ONNX_FILES, OnnxPredictor, predict_file
+from ..runtime.batch import check_paths
 from .common import run
 
 DEFAULT_FIELDS = format_fields({"text_a": "sentence"})
@@ -45,6 +46,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     fields = parse_fields(args.fields)
+    check_paths(args.input, args.output)
     predictor = OnnxPredictor(
         args.bundle, device=args.device, threads=args.threads, batch_size=args.batch_size, precision=args.precision
     )

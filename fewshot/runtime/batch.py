@@ -11,7 +11,6 @@ interrupted run never leaves a half-written output, and never replaces the input
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import sys
@@ -27,8 +26,6 @@ from ..data.lines import is_json_lines, iter_lines, open_input, parse_json_objec
 from ..errors import DataError, FewshotError
 from ..template import Row
 
-_DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exhausted",
-                errno.EACCES: "permission denied", errno.EROFS: "the file system is read-only"}
 
 
 def top_k(probs: np.ndarray, labels: List[str], k: int) -> List[List[Tuple[str, float]]]:
@@ -90,8 +87,12 @@ class LineParser:
         return texts[0], texts[1] if self.needs_text_b else None
 
 
-def check_output_path(input_path: Path, output_path: Path) -> None:
-    """Refuse, before any work, an output that is the input, a directory, or in a missing directory."""
+def check_paths(input_path: Union[str, os.PathLike], output_path: Union[str, os.PathLike]) -> None:
+    """Refuse, before any work, a missing input, or an output that is the input, a directory, or in a
+    missing or read-only directory."""
+    input_path, output_path = Path(input_path), Path(output_path)
+    if not input_path.is_file():
+        raise DataError(f"{input_path}: file does not exist")
     if output_path.exists() and output_path.is_dir():
         raise FewshotError(f"--output {output_path}: is a directory; name a file to write the predictions to")
     if not output_path.parent.is_dir():
@@ -100,13 +101,6 @@ def check_output_path(input_path: Path, output_path: Path) -> None:
         raise FewshotError(f"--output {output_path} is the input file; write the predictions to another file")
     if not os.access(output_path.parent, os.W_OK):
         raise FewshotError(f"--output {output_path}: cannot write in {output_path.parent} (permission denied)")
-
-
-def disk_error_message(exc: OSError, output_path: Path) -> str:
-    """One line for an ``OSError`` while writing: what failed, and that the old output was kept."""
-    reason = _DISK_ERRORS.get(exc.errno, exc.strerror or str(exc))
-    kept = "the previous file is unchanged" if output_path.exists() else "nothing was written"
-    return f"{output_path}: cannot write the predictions ({reason}); {kept}"
 
 
 def predict_file(
@@ -133,28 +127,23 @@ def predict_file(
         raise FewshotError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
     if k < 1 or chunk_size < 1:
         raise FewshotError("--top-k and --chunk-size must be at least 1")
+    check_paths(input_path, output_path)
     input_path, output_path = Path(input_path), Path(output_path)
-    if not input_path.is_file():
-        raise DataError(f"{input_path}: file does not exist")
-    check_output_path(input_path, output_path)
     parser = LineParser(input_path, predictor.encoder.needs_text_b, fields)
     summary = PredictSummary()
-    try:
-        with open_input(input_path) as src, atomic_file(output_path) as tmp, open(tmp, "w", encoding="utf-8") as out, \
-                tqdm(total=input_path.stat().st_size, unit="B", unit_scale=True, disable=not progress,
-                     file=sys.stderr, desc="fewshot-predict") as bar:
-            chunk: List[Tuple[int, Any]] = []
-            for number, size, text in iter_lines(src):
-                chunk.append((number, _parse(parser, text)))
-                bar.update(size)
-                if len(chunk) >= chunk_size:
-                    _predict_chunk(predictor, chunk, k, on_error, input_path, out, summary)
-                    chunk = []
-            if chunk:
+    with open_input(input_path) as src, atomic_file(output_path, "the predictions") as tmp, \
+            open(tmp, "w", encoding="utf-8") as out, \
+            tqdm(total=input_path.stat().st_size, unit="B", unit_scale=True, disable=not progress,
+                 file=sys.stderr, desc="fewshot-predict") as bar:
+        chunk: List[Tuple[int, Any]] = []
+        for number, size, text in iter_lines(src):
+            chunk.append((number, _parse(parser, text)))
+            bar.update(size)
+            if len(chunk) >= chunk_size:
                 _predict_chunk(predictor, chunk, k, on_error, input_path, out, summary)
-            out.flush()
-    except OSError as exc:
-        raise FewshotError(disk_error_message(exc, output_path)) from None
+                chunk = []
+        if chunk:
+            _predict_chunk(predictor, chunk, k, on_error, input_path, out, summary)
     return summary
 
 
