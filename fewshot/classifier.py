@@ -178,11 +178,11 @@ class PromptClassifier:
         self.label_words = label_words
         self.verbalizer_kind = verbalizer
         self.train_metrics: Dict[str, Any] = {}
-        if plm is None:
-            plm, tokenizer = load_pretrained(model_name)
-        self.tokenizer = tokenizer
-        self.template = Template(text, tokenizer, max_seq_length)
         with seeded(seed):
+            if plm is None:
+                plm, tokenizer = load_pretrained(model_name)
+            self.tokenizer = tokenizer
+            self.template = Template(text, tokenizer, max_seq_length)
             if method == "finetune":
                 self.model: paddle.nn.Layer = ClsHeadModel(plm, len(self.labels))
             else:
