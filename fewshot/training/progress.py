@@ -17,7 +17,7 @@ from paddlenlp.trainer import TrainerCallback
 from paddlenlp.utils.log import logger as paddlenlp_logger
 from tqdm import tqdm
 
-_SHOWN = (("loss", "loss", "{:.4f}"), ("learning_rate", "lr", "{:.2g}"), ("epoch", "epoch", "{:.1f}"))
+_SHOWN = (("loss", "loss", "{:.4f}"), ("learning_rate", "lr", "{:.2g}"), ("progress_or_epoch", "epoch", "{:.1f}"))
 
 
 def quiet_paddlenlp(verbose: bool = False) -> None:
