@@ -1,7 +1,7 @@
 """``fewshot-pretrain``: continue the masked-LM pretraining of an ERNIE-style model on a domain corpus.
 
 Training runs in PaddleNLP's ``Trainer`` (so ``python -m paddle.distributed.launch --gpus 0,1
--m fewshot.pretrain …`` trains on several GPUs, and ``--resume`` continues an interrupted run
+-m fewshot.cli.pretrain …`` trains on several GPUs, and ``--resume`` continues an interrupted run
 from its last ``checkpoint-N``). What this module adds:
 
 - a loss that runs the LM head only at the masked positions (about 15% of tokens) instead of
@@ -12,11 +12,11 @@ from its last ``checkpoint-N``). What this module adds:
   and every ``--eval-steps``;
 - ``output/model_<step>`` for every saved step (and the last step): plain PaddleNLP model
   directories with the tokenizer, loadable by ``PromptClassifier`` and ``fewshot-compare``;
-- on CPU, training and evaluation in ``fast_cpu_math`` (see ``fewshot.cpu_math``).
+- on CPU, training and evaluation in ``fast_cpu_math`` (see ``fewshot.training.cpu_math``).
 
 Output layout::
 
-    output/corpus_stats.json      statistics of the corpus (see fewshot.corpus)
+    output/corpus_stats.json      statistics of the corpus (see fewshot.pretraining.corpus)
     output/model_0/               only when training from scratch: the initial model and its vocabulary
     output/model_320/             model + tokenizer + pretrain_info.json at step 320
     output/checkpoint-320/        Trainer state for --resume (optimizer, RNG); the last few are kept
