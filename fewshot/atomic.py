@@ -27,7 +27,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Callable, Iterator, Optional, Union
 
 from .errors import WriteError
 
@@ -126,6 +126,26 @@ def _sibling(target: Path, kind: str, directory: bool) -> Path:
 
 
 @contextlib.contextmanager
+def _replacing(target: Path, what: str, directory: bool, install: Callable[[Path, Path], None]) -> Iterator[Path]:
+    """Yield a hidden sibling to write; ``install`` then puts it at ``target``. On any error the
+    sibling is removed and ``target`` is untouched; an ``OSError`` becomes a one-line ``WriteError``."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        recover(target)
+        tmp = _sibling(target, "tmp", directory)
+    except OSError as exc:
+        raise write_error(exc, target, what) from None
+    try:
+        yield tmp
+        install(tmp, target)
+    except BaseException as exc:
+        _remove(tmp)
+        if isinstance(exc, OSError):
+            raise write_error(exc, target, what) from None
+        raise
+
+
+@contextlib.contextmanager
 def atomic_directory(target: PathArg, what: str = "the directory") -> Iterator[Path]:
     """Yield a fresh temporary directory; on success it replaces ``target``, on error it is removed.
 
@@ -135,21 +155,8 @@ def atomic_directory(target: PathArg, what: str = "the directory") -> Iterator[P
     target = Path(target).absolute()
     if target.exists() and not target.is_dir():
         raise WriteError(f"{target}: exists and is not a directory; choose another output")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        recover(target)
-        tmp = _sibling(target, "tmp", directory=True)
-    except OSError as exc:
-        raise write_error(exc, target, what) from None
-    try:
+    with _replacing(target, what, True, _swap_in) as tmp:
         yield tmp
-        _swap_in(tmp, target)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise write_error(exc, target, what) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _swap_in(new: Path, target: Path) -> None:
@@ -175,20 +182,11 @@ def _swap_in(new: Path, target: Path) -> None:
 def atomic_file(target: PathArg, what: str = "the file") -> Iterator[Path]:
     """Yield a temporary file path next to ``target``; on success it replaces ``target`` (flushed to
     disk first), on error it is removed and ``target`` is untouched (``OSError`` → ``WriteError``)."""
-    target = Path(target).absolute()
-    try:
-        recover(target)
-        tmp = _sibling(target, "tmp", directory=False)
-    except OSError as exc:
-        raise write_error(exc, target, what) from None
-    try:
+    with _replacing(Path(target).absolute(), what, False, _flush_and_replace) as tmp:
         yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        if isinstance(exc, OSError):
-            raise write_error(exc, target, what) from None
-        raise
+
+
+def _flush_and_replace(new: Path, target: Path) -> None:
+    with open(new, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(new, target)

@@ -15,7 +15,7 @@ from typing import List, Optional
 
 from ..pretraining.corpus import measure_corpus
 from ..pretraining.pretrain import STATS_NAME, PretrainConfig, PretrainError, run_pretraining
-from ..training.progress import quiet_paddlenlp
+from ..training.progress import LossLines, quiet_paddlenlp
 from .common import run, show_fewshot_logs
 from .corpus_stats import add_corpus_arguments, report_stats
 from .options import add_dataclass_options
@@ -68,7 +68,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         stats = measure_corpus(config.corpus, config.model, config.doc_per, config.text_field, config.wwm_words)
         report_stats(stats, str(Path(config.output_dir) / STATS_NAME))
         return 0
-    result = run_pretraining(config)
+    result = run_pretraining(config, callbacks=[] if args.verbose else [LossLines()])
     print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     return 0
 
