@@ -146,7 +146,7 @@ def test_temperature_survives_save_load_export_and_the_runtime(trained, tmp_path
     manifest = json.loads((bundle / MANIFEST_NAME).read_text(encoding="utf-8"))
     assert manifest["task_config"]["temperature"] == temperature
     predictor = OnnxPredictor(bundle)
-    assert predictor.task.temperature == temperature
+    assert predictor.task.temperature == temperature == predictor.describe()["temperature"]
     np.testing.assert_allclose(predictor.predict_proba(texts), calibrated, atol=1e-4, rtol=0)
 
     config = json.loads((tmp_path / "clf" / "fewshot_config.json").read_text(encoding="utf-8"))

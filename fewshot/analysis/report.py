@@ -157,7 +157,7 @@ def reliability_picture(curves: Sequence[Tuple[str, Sequence[Mapping[str, float]
     axes.set_ylim(0, 1)
     axes.set_xlabel("confidence (mean per bin)")
     axes.set_ylabel("accuracy / positive rate")
-    axes.legend(loc="upper left", fontsize=8)
+    axes.legend(loc="best", fontsize=8)
     return _png(figure, Canvas)
 
 
@@ -236,8 +236,9 @@ def _explanations_html(task: Any, explanations: Sequence[Any], gold: Sequence[An
         rows.append(f"<tr><td>{''.join(pieces)}</td><td>{_e(_label_text(task, label))}</td>"
                     f"<td>{_e(_label_text(task, explanation.prediction))}</td>"
                     f"<td>{_e(explanation.label)} ({explanation.probability:.2f})</td></tr>")
-    return ("<p>Orange: deleting the character lowers the explained label's probability (it supports the "
-            "prediction); blue: it raises it. Hover for the value.</p>"
+    return ("<p>Each character is hidden in turn (replaced by the unknown token). Orange: hiding it lowers the "
+            "explained label's probability (it supports the prediction); blue: hiding it raises the probability. "
+            "Hover for the value.</p>"
             f"<table class=expl>{head}{''.join(rows)}</table>")
 
 
@@ -253,6 +254,12 @@ def _issues_html(task: Any, issues: Optional[Sequence[LabelIssue]], rows: int) -
         f"<td>{_e(_label_text(task, issue.given))}</td><td>{_e(_label_text(task, issue.suggested))}</td>"
         f"<td class=n>{issue.score:.3f}</td></tr>" for issue in issues)
     return f"<p>{len(issues)} of {rows} training rows flagged (lowest label quality first).</p><table>{head}{body}</table>"
+
+
+def _calibration_note(task: Any) -> str:
+    if task.activation == "softmax":
+        return "Each row counts once: its top probability against whether that label is right."
+    return "Every (row, label) probability counts, against whether the label is in the row's gold set."
 
 
 def explained_rows(task: Any, gold: Sequence[str], decoded: Sequence[Any], probs: np.ndarray, count: int) -> List[int]:
@@ -309,10 +316,10 @@ def build_report(
         "per-class": _per_class_html(per_class),
         "confusion": f'<div class=pic><img alt="confusion matrix" src="{picture}">{key}</div>',
         "confused-pairs": _pairs_html(task, confused_pairs(task, examples, decoded)),
-        "calibration": (f'<div class=pic><img alt="reliability diagram" src="{reliability_picture(curves)}">'
-                        f"<p>Expected calibration error (10 bins): {calibration['ece_uncalibrated']:.4f} at "
+        "calibration": (f"<p>Expected calibration error (10 bins): {calibration['ece_uncalibrated']:.4f} at "
                         f"temperature 1, {calibration['ece']:.4f} at the classifier's temperature "
-                        f"{task.temperature:.4g}.</p></div>"),
+                        f"{task.temperature:.4g}. {_calibration_note(task)}</p>"
+                        f'<div class=pic><img alt="reliability diagram" src="{reliability_picture(curves)}"></div>'),
         "explanations": _explanations_html(task, explanations, [gold[i] for i in chosen]),
         "label-issues": _issues_html(task, issues, len(train) if train is not None else 0),
     }

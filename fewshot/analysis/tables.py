@@ -17,8 +17,8 @@ _BREAKS = re.compile(r"[\t\r\n]+")
 
 
 def _cell(value: Any) -> str:
-    """A field with tabs and line breaks turned into spaces; floats with four decimals."""
-    text = f"{value:.4f}" if isinstance(value, float) else str(value)
+    """A field with tabs and line breaks turned into spaces; floats with six significant digits."""
+    text = f"{value:.6g}" if isinstance(value, float) else str(value)
     return _BREAKS.sub(" ", text)
 
 
