@@ -149,6 +149,10 @@ def test_temperature_survives_save_load_export_and_the_runtime(trained, tmp_path
     assert predictor.task.temperature == temperature == predictor.describe()["temperature"]
     np.testing.assert_allclose(predictor.predict_proba(texts), calibrated, atol=1e-4, rtol=0)
 
+    del manifest["task_config"]["temperature"]  # a bundle written before temperatures existed
+    (bundle / MANIFEST_NAME).write_text(json.dumps(manifest), encoding="utf-8")
+    assert OnnxPredictor(bundle).task.temperature == 1.0
+
     config = json.loads((tmp_path / "clf" / "fewshot_config.json").read_text(encoding="utf-8"))
     del config["task"]["temperature"]
     (tmp_path / "clf" / "fewshot_config.json").write_text(json.dumps(config), encoding="utf-8")

@@ -7,8 +7,8 @@ confident learning) then flags the rows whose given label the out-of-fold probab
 and ``cleanlab``'s label quality score (the out-of-fold probability of the given label) ranks them,
 worst first::
 
-    line  text                      given         suggested     score
-    17    国足客场两球负于叙利亚      news_finance  news_sports   0.021
+    line  text                                   given       suggested     score
+    134   排爆专家的秘密武器：“以爆制爆”射孔弹   news_story  news_culture  0.0078
 
 What a "class" is comes from the task: a single-label row's label; a hierarchical row's whole path
 (the node it ends at, with the decoder's path probabilities, see ``Task.class_distribution``) —
@@ -134,7 +134,7 @@ def find_label_issues(
     >>> issues = find_label_issues(clf.untrained_copy, read_examples("train.txt", labels=clf.task.check),
     ...                            folds=3, max_steps=100, learning_rate=2e-4)
     >>> issues[0].line, issues[0].given, issues[0].suggested
-    (17, 'news_finance', 'news_sports')
+    (134, 'news_story', 'news_culture')
     """
     probs, task = out_of_fold_probabilities(build, examples, folds, split_seed, batch_size, **fit_args)
     return rank_label_issues(task, list(examples), probs)
