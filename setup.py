@@ -3,6 +3,8 @@
 - ``pip install fewshot``: the Paddle-free runtime (``OnnxPredictor``, ``fewshot-predict``): onnxruntime,
   tokenizers, numpy — what a deployment image needs;
 - ``pip install "fewshot[train]"``: training, export and pretraining (PaddlePaddle, PaddleNLP, paddle2onnx);
+- ``[analysis]`` adds label-error detection (cleanlab) and the HTML report's pictures (matplotlib):
+  ``fewshot-analyze``, ``fewshot-select``, ``fewshot-report``;
 - ``[serve]`` adds ``fewshot-serve``; ``[test]`` what the test suite needs.
 
 GPU users install paddlepaddle-gpu==3.3.1 first (see docs/deployment.md).
@@ -38,6 +40,13 @@ TRAIN_REQUIRES = [
     "scikit-learn",
 ]
 
+ANALYSIS_REQUIRES = [
+    # Confident learning (find_label_issues, label quality scores) for single- and multi-label rows.
+    "cleanlab>=2.5",
+    # The report's pictures, drawn on the Agg canvas and embedded as PNG.
+    "matplotlib",
+]
+
 setup(
     name="fewshot",
     version=VERSION,
@@ -49,6 +58,7 @@ setup(
     install_requires=RUNTIME_REQUIRES,
     extras_require={
         "train": TRAIN_REQUIRES,
+        "analysis": ANALYSIS_REQUIRES,
         "test": ["pytest"],
     },
     entry_points={
@@ -59,6 +69,9 @@ setup(
             "fewshot-pretrain=fewshot.cli.pretrain:main",
             "fewshot-corpus-stats=fewshot.cli.corpus_stats:main",
             "fewshot-compare=fewshot.cli.compare:main",
+            "fewshot-analyze=fewshot.cli.analyze:main",
+            "fewshot-select=fewshot.cli.select:main",
+            "fewshot-report=fewshot.cli.report:main",
         ]
     },
 )

@@ -122,6 +122,9 @@ def _sibling(target: Path, kind: str, directory: bool) -> Path:
         return Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     handle, name = tempfile.mkstemp(prefix=prefix, dir=target.parent)
     os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)  # mkstemp makes files private (0600); outputs get the usual permissions
     return Path(name)
 
 

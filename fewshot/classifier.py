@@ -23,6 +23,7 @@ from safetensors.numpy import load_file as load_safetensors
 from safetensors.numpy import save_file as save_safetensors
 
 from . import __version__
+from .analysis.explain import explain_pairs
 from .atomic import atomic_directory, recover
 from .data import Example, read_examples, to_examples
 from .data.inputs import TextInputs, prediction_pairs
@@ -217,7 +218,7 @@ class PromptClassifier:
             raise DataError("estimate_prior: no texts given")
         self.model.set_log_prior(np.zeros(len(self.labels), dtype="float32"))
         rows = [self.template.encode(text) for text in texts]
-        prior = self.task.activate(self._logits(rows, batch_size)).mean(axis=0)
+        prior = self.task.activate(self._logits(rows, batch_size), temperature=1.0).mean(axis=0)
         self.model.set_log_prior(np.log(prior))
         return prior
 
@@ -325,18 +326,35 @@ class PromptClassifier:
         return metrics
 
     @paddle.no_grad()
-    def _logits(self, rows: Sequence[Row], batch_size: int) -> np.ndarray:
-        """Class logits for encoded rows, batched by length (minimal padding), in input order."""
+    def _logits(self, rows: Sequence[Row], batch_size: int, return_hidden: bool = False) -> Any:
+        """Class logits for encoded rows, batched by length (minimal padding), in input order; with
+        ``return_hidden`` also the model's hidden states (the mask slots' states, flattened)."""
         self.model.eval()
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
         out = np.zeros([len(rows), len(self.labels)], dtype="float32")
+        hidden: Optional[np.ndarray] = None
         with fast_cpu_math():
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
                 batch = pad_batch([rows[i] for i in idx], self.tokenizer.pad_token_id)
-                logits = self.model(**{k: paddle.to_tensor(v) for k, v in batch.items()})
+                result = self.model(**{k: paddle.to_tensor(v) for k, v in batch.items()}, return_hidden=return_hidden)
+                logits, states = result if return_hidden else (result, None)
                 out[idx] = logits.numpy()
-        return out
+                if states is not None:
+                    if hidden is None:
+                        hidden = np.zeros([len(rows), states.shape[-1]], dtype="float32")
+                    hidden[idx] = states.numpy()
+        return (out, hidden) if return_hidden else out
+
+    def logits(self, inputs: TextInputs, batch_size: int = DEFAULT_BATCH_SIZE, return_hidden: bool = False) -> Any:
+        """The model's logits ``[n, num_labels]`` before the task's temperature and activation; with
+        ``return_hidden=True`` the pair ``(logits, hidden)``, ``hidden`` the mask slots' hidden states
+        ``[n, num_masks * hidden_size]`` (the ``[CLS]`` state for ``method="finetune"``)."""
+        pairs = prediction_pairs(inputs, self.template.needs_text_b)
+        if not pairs:
+            empty = np.zeros((0, len(self.labels)), dtype="float32")
+            return (empty, np.zeros((0, 0), dtype="float32")) if return_hidden else empty
+        return self._logits(self.template.encode_batch(pairs), batch_size, return_hidden)
 
     def predict_proba(self, inputs: TextInputs, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
         """Class probabilities ``[n, num_labels]``, columns in ``classes_`` order.
@@ -345,10 +363,7 @@ class PromptClassifier:
         ``Example`` objects (see ``fewshot.data.inputs``). Sigmoid tasks give independent
         probabilities per label / node.
         """
-        pairs = prediction_pairs(inputs, self.template.needs_text_b)
-        if not pairs:
-            return np.zeros((0, len(self.labels)), dtype="float32")
-        return self.task.activate(self._logits(self.template.encode_batch(pairs), batch_size))
+        return self.task.activate(self.logits(inputs, batch_size))
 
     def predict(self, inputs: TextInputs, batch_size: int = DEFAULT_BATCH_SIZE) -> List[Any]:
         """The predicted label of each text (a list, also for a single ``str``).
@@ -363,10 +378,16 @@ class PromptClassifier:
 
         Single-label: accuracy and macro-F1. Multi-label: micro-F1, macro-F1, exact match.
         Hierarchical: per-level accuracy, exact match, tolerant accuracy, node micro/macro-F1.
+        ``report=True`` also gives ``calibration``: the temperature and the expected calibration error
+        without it (``ece_uncalibrated``) and with it (``ece``).
         """
         examples = self._examples(data)
-        probs = self.task.activate(self._logits(self.encode(examples), batch_size))
-        return self.task.metrics(probs, [e.label for e in examples], report=report)
+        gold = [e.label for e in examples]
+        logits = self._logits(self.encode(examples), batch_size)
+        metrics = self.task.metrics(self.task.activate(logits), gold, report=report)
+        if report:
+            metrics["calibration"] = self.task.calibration_report(logits, gold)
+        return metrics
 
     def score(self, data: DataArg, batch_size: int = DEFAULT_BATCH_SIZE) -> float:
         """Accuracy on labelled data, as scikit-learn's ``score``: the share of rows predicted exactly
@@ -385,6 +406,39 @@ class PromptClassifier:
         probs = self.task.activate(self._logits(self.encode(examples), batch_size))
         thresholds = self.task.tune(probs, [e.label for e in examples])
         return dict(zip(self.labels, map(float, thresholds)))
+
+    def fit_temperature(self, data: DataArg, batch_size: int = DEFAULT_BATCH_SIZE) -> float:
+        """Fit the temperature that divides the logits (temperature scaling) on labelled dev data; returns it.
+
+        It minimises the negative log-likelihood of ``data``'s labels and changes no prediction, only
+        the probabilities: ``predict_proba``, ``evaluate``, ``save`` and ``export`` (the bundle's graph)
+        all use it from now on. Fit it on data the model was not trained on.
+        """
+        examples = self._examples(data)
+        return self.task.fit_temperature(self._logits(self.encode(examples), batch_size), [e.label for e in examples])
+
+    def explain(self, inputs: TextInputs, batch_size: int = DEFAULT_BATCH_SIZE) -> List[Any]:
+        """Per-character attributions toward each text's predicted label, by occlusion through the template.
+
+        Returns one ``fewshot.analysis.explain.Explanation`` per text: ``label`` (the explained
+        column), ``probability``, and ``units`` — ``(slot, piece, attribution)`` with ``attribution`` the
+        drop of that probability when the piece (a character; an ASCII word or number as a whole) is
+        replaced by the unknown token (the other tokens keep their positions). All occluded variants
+        of all texts run batched through the model: a text of ``m`` characters costs ``m + 1`` rows.
+        """
+        pairs = prediction_pairs(inputs, self.template.needs_text_b)
+        return explain_pairs(pairs, lambda variants: self.task.activate(self._logits(
+            self.template.encode_batch(variants), batch_size)), self.task, filler=self.tokenizer.unk_token)
+
+    def untrained_copy(self, seed: Optional[int] = None) -> "PromptClassifier":
+        """A new classifier with this one's settings (template, verbalizer, method, task with its
+        thresholds and temperature) on the base model, loaded again from ``model_name``: what k-fold
+        training (``fewshot.analysis.label_issues``) starts every fold from."""
+        task = task_from_config(self.labels, self.task.config())
+        return PromptClassifier.from_task(
+            self.model_name, task, self.label_words, template=self.template.text, verbalizer=self.verbalizer_kind,
+            max_seq_length=self.max_seq_length, method=self.method, calibrate=self.calibrate, seed=seed,
+        )
 
     def config(self) -> Dict[str, Any]:
         """What ``load`` needs besides the weights, as written to ``fewshot_config.json``."""

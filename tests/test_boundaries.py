@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fewshot"
 PADDLE_FREE = ("errors", "atomic", "documents", "inference", "data", "tasks", "template", "runtime", "cli/predict", "cli/common")
 """Modules and subpackages a deployment image imports: they must not need Paddle or PaddleNLP."""
 FORBIDDEN = ("paddle", "paddlenlp", "paddle2onnx")
-LAYERS = ["errors", "atomic", "documents", "data", "tasks", "template", "runtime", "inference", "prompt",
+LAYERS = ["errors", "atomic", "documents", "data", "tasks", "template", "runtime", "inference", "analysis", "prompt",
           "training", "export", "classifier", "pretraining", "testing", "cli"]
 """The flow, bottom to top: a module may import its own layer and the ones before it, never one after."""
 

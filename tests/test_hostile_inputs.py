@@ -364,3 +364,15 @@ def test_a_missing_bundle_is_one_line_from_the_command(tmp_path):
                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0 and "bundle directory does not exist" in result.stderr
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path):
+    from fewshot.atomic import atomic_file
+
+    old = os.umask(0o022)
+    try:
+        with atomic_file(tmp_path / "out.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644

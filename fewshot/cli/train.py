@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..classifier import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_TEMPLATE, METHODS, PromptClassifier
-from ..data import DEFAULT_JSON_FIELDS, format_fields, is_json_lines, parse_fields, read_examples
+from ..data import DEFAULT_JSON_FIELDS, Example, format_fields, is_json_lines, parse_fields, read_examples
 from ..prompt.verbalizers import VERBALIZERS
-from ..tasks import DEFAULT_LABEL_DELIMITER, DEFAULT_PATH_DELIMITER, build_task
+from ..tasks import DEFAULT_LABEL_DELIMITER, DEFAULT_PATH_DELIMITER, Task, build_task
 from ..template import ENCODERS, set_soft_encoder
 from ..training.arguments import PromptTrainingArguments
 from ..training.progress import LossLines, quiet_paddlenlp
@@ -31,14 +31,11 @@ FLAGS = {"num_train_epochs": "--epochs", "per_device_train_batch_size": "--batch
          "use_rgl": "--rgl"}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fewshot-train", description="Train a prompt classifier on a few labelled examples.")
-    p.add_argument("--train", required=True, help="training data: text<TAB>label file or JSON lines")
-    p.add_argument("--dev", help="evaluation data, same formats")
-    p.add_argument("--labels", required=True, help="label file: one label per line or label==word lines")
-    p.add_argument("--model", required=True, help="PaddleNLP model name (ernie-3.0-base-zh) or local directory")
+def add_classifier_options(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """``--labels``, ``--model``, the template, verbalizer, method and task options of a new classifier."""
+    p.add_argument("--labels", required=required, help="label file: one label per line or label==word lines")
+    p.add_argument("--model", required=required, help="PaddleNLP model name (ernie-3.0-base-zh) or local directory")
     p.add_argument("--template", default=DEFAULT_TEMPLATE, help=f"prompt template (default {DEFAULT_TEMPLATE})")
-    p.add_argument("--output", required=True, help="directory for the trained classifier and metrics.json")
     p.add_argument("--soft-encoder", choices=ENCODERS, default=None,
                    help="encoder for the template's soft tokens that name none")
     p.add_argument("--verbalizer", choices=list(VERBALIZERS), default="manual")
@@ -56,13 +53,58 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"between a multi-label row's labels (default {DEFAULT_LABEL_DELIMITER})")
     p.add_argument("--path-delimiter", default=DEFAULT_PATH_DELIMITER,
                    help=f"between the levels of a hierarchical label (default {DEFAULT_PATH_DELIMITER})")
-    p.add_argument("--tune-thresholds", action="store_true",
-                   help="multi-label/hierarchical: tune one decision threshold per label on --dev")
     p.add_argument("--max-seq-length", type=int, default=DEFAULT_MAX_SEQ_LENGTH)
+
+
+def add_fields_option(p: argparse.ArgumentParser) -> None:
     default_fields = format_fields(DEFAULT_JSON_FIELDS)
     p.add_argument("--fields", default=default_fields, help=f"JSON-lines field mapping (default {default_fields})")
+
+
+def add_training_options(p: argparse.ArgumentParser) -> None:
+    """The training options (``--max-steps``, ``--learning-rate`` …), generated from ``PromptTrainingArguments``."""
     p.add_argument("--verbose", action="store_true", help="PaddleNLP's full log, every training argument included")
     add_dataclass_options(p, PromptTrainingArguments, TRAINING_OPTIONS, FLAGS)
+
+
+def fit_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """``fit`` keyword arguments from the training options, with the one-line loss log unless ``--verbose``."""
+    quiet_paddlenlp(args.verbose)
+    return {"callbacks": [] if args.verbose else [LossLines()], **dataclass_values(args, TRAINING_OPTIONS)}
+
+
+def task_from_args(args: argparse.Namespace) -> Tuple[Dict[str, List[str]], Task]:
+    """Label words and the task of ``--labels`` with the task options."""
+    return build_task(args.labels, args.multi_label, args.hierarchical, args.label_delimiter, args.path_delimiter)
+
+
+def read_rows(path: str, task: Task, args: argparse.Namespace) -> List[Example]:
+    """Labelled rows of a TSV or JSON-lines file (``--fields``), labels checked by the task."""
+    fields = parse_fields(args.fields)
+    return read_examples(path, labels=task.check, fields=fields if is_json_lines(path) else None)
+
+
+def classifier_from_args(args: argparse.Namespace, label_words: Dict[str, List[str]], task: Task) -> PromptClassifier:
+    """A new (untrained) classifier from the classifier options."""
+    template = set_soft_encoder(args.template, args.soft_encoder) if args.soft_encoder else args.template
+    return PromptClassifier.from_task(
+        args.model, task, label_words, template=template, verbalizer=args.verbalizer,
+        max_seq_length=args.max_seq_length, method=args.method, calibrate=args.calibrate, seed=args.seed,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fewshot-train", description="Train a prompt classifier on a few labelled examples.")
+    p.add_argument("--train", required=True, help="training data: text<TAB>label file or JSON lines")
+    p.add_argument("--dev", help="evaluation data, same formats")
+    p.add_argument("--output", required=True, help="directory for the trained classifier and metrics.json")
+    add_classifier_options(p)
+    p.add_argument("--tune-thresholds", action="store_true",
+                   help="multi-label/hierarchical: tune one decision threshold per label on --dev")
+    p.add_argument("--fit-temperature", action="store_true",
+                   help="fit the temperature that calibrates the probabilities on --dev (predictions unchanged)")
+    add_fields_option(p)
+    add_training_options(p)
     return p
 
 
@@ -74,30 +116,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"--calibrate applies to --method zeroshot only, not --method {args.method}")
     if args.tune_thresholds and not (args.dev and (args.multi_label or args.hierarchical)):
         parser.error("--tune-thresholds needs --multi-label or --hierarchical, and --dev")
+    if args.fit_temperature and not args.dev:
+        parser.error("--fit-temperature needs --dev")
     return run(lambda: _train(args), "fewshot-train")
 
 
 def _train(args: argparse.Namespace) -> int:
-    quiet_paddlenlp(args.verbose)
-    fields = parse_fields(args.fields)
-    template = set_soft_encoder(args.template, args.soft_encoder) if args.soft_encoder else args.template
-    label_words, task = build_task(args.labels, args.multi_label, args.hierarchical,
-                                   args.label_delimiter, args.path_delimiter)
-
-    def read(path: str):
-        return read_examples(path, labels=task.check, fields=fields if is_json_lines(path) else None)
-
-    train = read(args.train)
-    dev = read(args.dev) if args.dev else None
+    label_words, task = task_from_args(args)
+    train = read_rows(args.train, task, args)
+    dev = read_rows(args.dev, task, args) if args.dev else None
     print(f"fewshot-train: {len(train)} training rows{f', {len(dev)} dev rows' if dev else ''}, "
           f"{len(task.labels)} labels ({task.description}); model {args.model}", file=sys.stderr)
-    clf = PromptClassifier.from_task(
-        args.model, task, label_words, template=template, verbalizer=args.verbalizer,
-        max_seq_length=args.max_seq_length, method=args.method, calibrate=args.calibrate, seed=args.seed,
-    )
-    metrics = clf.fit(train, eval_data=dev, tune_thresholds=args.tune_thresholds,
-                      callbacks=[] if args.verbose else [LossLines()],
-                      **dataclass_values(args, TRAINING_OPTIONS))
+    clf = classifier_from_args(args, label_words, task)
+    metrics = clf.fit(train, eval_data=dev, tune_thresholds=args.tune_thresholds, **fit_options(args))
+    if args.fit_temperature:
+        metrics["temperature"] = clf.fit_temperature(dev)
+        clf.train_metrics = metrics
     clf.save(args.output)
     print(json.dumps(metrics, indent=2, ensure_ascii=False))
     print(f"fewshot-train: saved the classifier to {args.output}", file=sys.stderr)

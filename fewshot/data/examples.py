@@ -12,7 +12,7 @@ line, or row index) and what.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..errors import DataError
@@ -28,11 +28,16 @@ _MAX_LABELS_SHOWN = 10
 
 @dataclass(frozen=True)
 class Example:
-    """One input text (or text pair) and, when known, its label name."""
+    """One input text (or text pair) and, when known, its label name.
+
+    ``line`` is the 1-based line of the file it was read from (None for in-memory rows); it takes no
+    part in comparisons.
+    """
 
     text_a: str
     text_b: Optional[str] = None
     label: Optional[str] = None
+    line: Optional[int] = field(default=None, compare=False, repr=False)
 
 
 def read_tsv(path: PathLike, labels: Optional[LabelSpec] = None, labeled: bool = True) -> List[Example]:
@@ -64,7 +69,7 @@ def read_tsv(path: PathLike, labels: Optional[LabelSpec] = None, labeled: bool =
             )
         label = fields.pop() if labeled else None
         text_a, text_b = fields if len(fields) == 2 else (fields[0], None)
-        examples.append(make_example(where, text_a, text_b, label, labeled, known))
+        examples.append(make_example(where, text_a, text_b, label, labeled, known, line=number))
     if not examples:
         raise DataError(f"{path}: no examples (the file is empty or has only blank lines)")
     return examples
@@ -105,7 +110,8 @@ def read_jsonl(
             else:
                 clean_string(where, f"key '{key}'", value, numbers=True)
         examples.append(
-            make_example(where, values["text_a"], values.get("text_b"), values.get("label"), labeled, known)
+            make_example(where, values["text_a"], values.get("text_b"), values.get("label"), labeled, known,
+                         line=number)
         )
     if not examples:
         raise DataError(f"{path}: no examples (the file is empty or has only blank lines)")
@@ -158,7 +164,8 @@ def to_examples(
     for index, row in enumerate(data):
         where = f"row {index}"
         text_a, text_b, label = _unpack_row(where, row, labeled)
-        example = make_example(where, text_a, text_b, label, labeled, known)
+        example = make_example(where, text_a, text_b, label, labeled, known,
+                               line=row.line if isinstance(row, Example) else None)
         if examples and (example.text_b is None) != (examples[0].text_b is None):
             problem = "has text_b but row 0 does not" if example.text_b is not None else "has no text_b but row 0 does"
             raise DataError(f"{where}: {problem}; all rows must agree")
@@ -193,6 +200,7 @@ def make_example(
     label: Any,
     labeled: bool,
     known: KnownLabels,
+    line: Optional[int] = None,
 ) -> Example:
     """Validate and strip one row's fields; ``where`` prefixes every error message."""
     pair = text_b is not None
@@ -206,7 +214,7 @@ def make_example(
         known.check(where, label)
     elif label is not None and not isinstance(label, str):
         label = str(label)
-    return Example(text_a=text_a, text_b=text_b, label=label)
+    return Example(text_a=text_a, text_b=text_b, label=label, line=line)
 
 
 def _unpack_row(where: str, row: Any, labeled: bool) -> Tuple[Any, Any, Any]:

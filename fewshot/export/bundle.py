@@ -126,8 +126,8 @@ def export_bundle(
     model.eval()
     examples = probe_texts(template, tokenizer)
     batch = pad_batch(template.encode_batch(examples), tokenizer.pad_token_id)
-    expected = reference_probabilities(model, batch, task.activation)
-    graph = InferenceGraph(model, task.activation)
+    expected = reference_probabilities(model, batch, task)
+    graph = InferenceGraph(model, task)
     vocab_rows = int(model.plm.get_input_embeddings().weight.shape[0])
     with atomic_directory(bundle_dir, "the bundle") as tmp:
         save_static_graph(graph, tmp, template.num_masks)

@@ -20,6 +20,7 @@ from ..errors import BundleError
 from ..prompt.model import PromptModel
 from ..prompt.partial_encoder import encode_at_positions
 from ..runtime.manifest import GRAPH_INPUTS, PADDLE_MODEL_NAME, PADDLE_PARAMS_NAME
+from ..tasks import Task
 
 PADDLE_PREFIX = PADDLE_MODEL_NAME[: -len(".json")]
 
@@ -29,15 +30,18 @@ class InferenceGraph(nn.Layer):
 
     Shares the PLM encoder, the verbalizer and the calibration prior with ``model``; the word
     embedding table is the PLM's own, or (with soft tokens) a copy with the soft prompt's rows
-    appended. ``activation`` is ``softmax`` (one label per text) or ``sigmoid`` (independent labels:
-    multi-label and hierarchical tasks), as ``PromptClassifier.predict_proba`` applies them.
+    appended. The task gives the rest, as ``Task.activate`` applies it for
+    ``PromptClassifier.predict_proba``: the logits are divided by ``task.temperature`` (a constant
+    of the graph, left out at 1), then ``task.activation`` — ``softmax`` (one label per text) or
+    ``sigmoid`` (independent labels: multi-label and hierarchical tasks).
     """
 
-    def __init__(self, model: PromptModel, activation: str = "softmax"):
+    def __init__(self, model: PromptModel, task: Task):
         super().__init__()
         self.encoder = model.encoder
         self.verbalizer = model.verbalizer
-        self.activation = activation
+        self.activation = task.activation
+        self.temperature = float(task.temperature)
         self.calibrated = bool(getattr(model, "calibrated", False))
         if self.calibrated:
             self.register_buffer("log_prior", model.log_prior, persistable=True)
@@ -63,6 +67,8 @@ class InferenceGraph(nn.Layer):
         logits = self.verbalizer(hidden)
         if self.calibrated:
             logits = logits - self.log_prior
+        if self.temperature != 1.0:
+            logits = logits / self.temperature
         return F.softmax(logits, axis=-1) if self.activation == "softmax" else F.sigmoid(logits)
 
 
@@ -97,7 +103,8 @@ def run_static_graph(directory: Path, feed: Dict[str, np.ndarray]) -> np.ndarray
 
 
 @paddle.no_grad()
-def reference_probabilities(model: PromptModel, batch: Dict[str, np.ndarray], activation: str) -> np.ndarray:
-    """Probabilities from the Paddle dynamic graph for a template batch."""
+def reference_probabilities(model: PromptModel, batch: Dict[str, np.ndarray], task: Task) -> np.ndarray:
+    """Probabilities of the Paddle dynamic graph for a template batch, as ``predict_proba`` gives them
+    (``task.activate``: temperature and activation) — what every exported graph is checked against."""
     logits = model(**{k: paddle.to_tensor(v) for k, v in batch.items()})
-    return (F.softmax(logits, axis=-1) if activation == "softmax" else F.sigmoid(logits)).numpy()
+    return task.activate(logits.numpy())

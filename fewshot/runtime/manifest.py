@@ -69,7 +69,8 @@ def build_manifest(
              "build": "indices in input_ids of the tokens of the 'mask' parts"},
         ],
         "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["batch", len(task.labels)],
-                   "meaning": f"probabilities, columns in 'labels' order ({task.activation} of the logits)"},
+                   "meaning": f"probabilities, columns in 'labels' order ({task.activation} of the logits divided "
+                              "by task_config.temperature)"},
         "encoding": encoding,
         "files": files,
         "export_check": export_check,

@@ -188,4 +188,4 @@ class OnnxPredictor:
         """A summary of the bundle: task, labels, template, sizes and provenance."""
         keys = ("format_version", "fewshot_version", "task", "template", "max_seq_length", "base_model", "verbalizer")
         return {**{k: self.manifest.get(k) for k in keys}, "labels": self.labels,
-                "files": dict(self.manifest["files"])}
+                "temperature": self.task.temperature, "files": dict(self.manifest["files"])}

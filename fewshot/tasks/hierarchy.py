@@ -29,7 +29,7 @@ from ..data.fields import delimiter_hint
 from ..data.labels import label_lines
 from ..data.lines import PathLike
 from ..errors import DataError, LabelFileError
-from .base import ThresholdTask
+from .base import ThresholdTask, softmax
 
 DEFAULT_PATH_DELIMITER = "##"
 _PROB_CLIP = 1e-7
@@ -122,6 +122,12 @@ class Hierarchy:
         ``a`` (0.9) and ``b`` (0.6), ``a``'s child ``a##x`` (0.3), ``b``'s child ``b##y`` (0.95):
         ``a`` alone scores 2.20, ``a##x`` 1.35, ``b##y`` 0.41 + 2.94 = 3.35 → ``"b##y"``.
         """
+        return [self.nodes[i] for i in self.path_scores(probs, thresholds, complete_paths).argmax(axis=1)]
+
+    def path_scores(self, probs: np.ndarray, thresholds: Any = 0.5, complete_paths: bool = False) -> np.ndarray:
+        """``[n, nodes]``: the score of the path ending at each node (``-inf`` for inner nodes with
+        ``complete_paths``); :meth:`decode` takes the argmax, and their softmax is the probability of
+        each path among the paths under the independent-node model."""
         probs = np.clip(np.asarray(probs, dtype="float64"), _PROB_CLIP, 1 - _PROB_CLIP)
         thresholds = np.broadcast_to(np.asarray(thresholds, dtype="float64"), (len(self.nodes),))
         scores = np.log(probs) - np.log1p(-probs) - (np.log(thresholds) - np.log1p(-thresholds))
@@ -129,7 +135,7 @@ class Hierarchy:
         if complete_paths:
             leaves = np.array([self.is_leaf(n) for n in range(len(self.nodes))])
             totals = np.where(leaves, totals, -np.inf)
-        return [self.nodes[i] for i in totals.argmax(axis=1)]
+        return totals
 
     def config(self) -> Dict[str, Any]:
         """JSON-ready description, read back by :meth:`from_config`."""
@@ -274,13 +280,21 @@ class HierarchicalTask(ThresholdTask):
     def decode(self, probs: np.ndarray) -> List[str]:
         return self.hierarchy.decode(probs, self.thresholds, self.complete_paths)
 
+    def class_distribution(self, probs: np.ndarray) -> np.ndarray:
+        """Each node's probability of ending the row's path: the softmax of the decoder's path scores."""
+        return softmax(self.hierarchy.path_scores(probs, self.thresholds, self.complete_paths)).astype("float64")
+
+    def given_classes(self, gold_labels: Sequence[str]) -> List[int]:
+        """The node each gold path ends at: ``"质量##混凝土"`` → ``index("质量##混凝土")``."""
+        return [self.hierarchy.index[self.hierarchy.delimiter.join(self.hierarchy.split(g))] for g in gold_labels]
+
     def metrics(self, probs: np.ndarray, gold_labels: Sequence[str], report: bool = False) -> Dict[str, Any]:
         gold = [self.hierarchy.delimiter.join(self.hierarchy.split(g)) for g in gold_labels]
         return hierarchy_metrics(self.decode(probs), gold, self.hierarchy.delimiter, self.hierarchy, report)
 
     def config(self) -> Dict[str, Any]:
         return {
-            "task": self.kind,
+            **super().config(),
             "hierarchy": self.hierarchy.config(),
             "thresholds": self.thresholds.tolist(),
             "complete_paths": self.complete_paths,

@@ -82,6 +82,7 @@ class MultiLabelTask(ThresholdTask):
 
     kind = "multi_label"
     description = "multi-label"
+    exclusive = False
 
     def __init__(self, labels: Sequence[str], delimiter: str = DEFAULT_LABEL_DELIMITER, thresholds: Optional[Any] = None):
         check_label_names(labels, delimiter)
@@ -98,6 +99,9 @@ class MultiLabelTask(ThresholdTask):
     def gold_matrix(self, gold_labels: Sequence[str]) -> np.ndarray:
         return to_multi_hot([split_labels(text, self.delimiter) for text in gold_labels], self.labels)
 
+    def given_classes(self, gold_labels: Sequence[str]) -> List[List[int]]:
+        return [[int(c) for c in np.flatnonzero(row)] for row in self.gold_matrix(gold_labels)]
+
     def decode(self, probs: np.ndarray) -> List[List[str]]:
         """Predicted label lists, labels in ``self.labels`` order; a row may get no label."""
         chosen = apply_thresholds(probs, self.thresholds)
@@ -109,7 +113,7 @@ class MultiLabelTask(ThresholdTask):
         )
 
     def config(self) -> Dict[str, Any]:
-        return {"task": self.kind, "label_delimiter": self.delimiter, "thresholds": self.thresholds.tolist()}
+        return {**super().config(), "label_delimiter": self.delimiter, "thresholds": self.thresholds.tolist()}
 
     @classmethod
     def from_config(cls, labels: Sequence[str], config: Mapping[str, Any]) -> "MultiLabelTask":

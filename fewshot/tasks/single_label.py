@@ -45,8 +45,6 @@ class SingleLabelTask(Task):
     def target_metrics(self, probs: np.ndarray, targets: np.ndarray) -> Dict[str, float]:
         return classification_metrics(np.asarray(probs).argmax(axis=-1), np.asarray(targets).reshape(-1))
 
-    def config(self) -> Dict[str, Any]:
-        return {"task": self.kind}
 
     @classmethod
     def from_config(cls, labels: Sequence[str], config: Mapping[str, Any]) -> "SingleLabelTask":
