@@ -10,6 +10,10 @@ Heavy modules (Paddle, PaddleNLP) are imported on first use, so ``fewshot.infere
 
 from typing import Any
 
+from .cpu_env import apply_once
+
+apply_once()  # fast CPU thread defaults, before anything imports Paddle (fewshot/cpu_env.py)
+
 __version__ = "0.1.0"
 
 _LAZY = {

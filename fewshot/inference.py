@@ -27,6 +27,7 @@ from typing import IO, Any, Dict, Iterator, List, Mapping, Optional, Sequence, T
 
 import numpy as np
 
+from .cpu_env import usable_cores as available_cores
 from .data import parse_json_object
 from .errors import BundleError, DataError, FewshotError
 
@@ -47,14 +48,6 @@ ISOLATED_CHARS = r"[\p{P}\p{S}\x{00AD}\x{00B2}\x{00BA}\x{3007}\x{00B5}\x{00D8}\x
 letters it lists explicitly (``_is_punctuation`` / ``_is_symbol``)."""
 
 TextInput = Union[str, Tuple[str, str], Sequence[str]]
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (the affinity mask, not the machine's total)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def read_manifest(bundle_dir: Union[str, os.PathLike]) -> Dict[str, Any]:
