@@ -108,7 +108,9 @@ def read_cpu_info(cpuinfo: PathLike = CPUINFO) -> CpuInfo:
                 fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    processor = platform.processor() or platform.machine() or "unknown"
+    if "vendor_id" in fields and "model name" in fields:
+        return CpuInfo(fields["vendor_id"], fields["model name"])
+    processor = platform.processor() or platform.machine() or "unknown"  # may run ``uname -p``: only here
     vendor = fields.get("vendor_id") or next((v for v in AMD_VENDORS + ("GenuineIntel",) if v in processor), "unknown")
     return CpuInfo(vendor, fields.get("model name") or processor)
 
