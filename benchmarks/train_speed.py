@@ -5,13 +5,13 @@ Both systems train the same masked LM on the same examples with the same templat
 PaddleNLP's side is its few-shot application's recipe: ``AutoTemplate`` + ``ManualVerbalizer``
 + ``PromptModelForSequenceClassification`` + ``PromptTrainer`` with a ``CrossEntropyLoss``
 criterion over a ``MapDataset`` of ``{"text_a", "labels"}`` dicts. Models are loaded once,
-each system is warmed up, then runs alternate (ours, theirs, ours, theirs, ...) in this one
+each system is warmed up, then runs alternate (ours, theirs, ours, theirs, ...) in one
 process so that a busy machine slows both alike. The samples/s of a run is PaddleNLP
 Trainer's own ``train_samples_per_second`` (steps x batch size / training-loop time), measured
 by the same code for both; "wall s" and "CPU s" cover the whole call, with what each system does
-around the loop (encoding, trainer set-up). With Paddle on one thread (OMP_NUM_THREADS=1 here),
+around the loop (encoding, trainer set-up). With Paddle on one thread (Paddle's defaults),
 samples per CPU-second is a second ratio, less moved by other jobs on the machine (not immune:
-cores share caches).
+cores share caches); with more threads it also counts the time OpenMP's idle threads spin.
 "train loss" is the mean over a run's steps; runs continue training the same model, so a falling
 loss shows both learn. (PaddleNLP starts higher: its prompt tokenizer gives ``[SEP]`` position 0.)
 
