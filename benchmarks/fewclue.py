@@ -8,6 +8,9 @@ splits and wall time per method, and writes ``fewclue.json`` and ``fewclue.md`` 
 
     python benchmarks/fewclue.py --task ../shared/fewclue/tnews --model ../shared/models/zh-ernie-tiny
 
+The first line printed (and the report's ``machine``) is the CPU and the thread settings it ran with
+(``fewshot.cpu_env``).
+
 Methods (``--methods``, comma-separated; default all but ``prompt-1mask``):
 
 - ``zeroshot``     manual verbalizer, no training, calibrated on the split's training texts (labels unused)
@@ -324,6 +327,8 @@ def write_report(output: Path, report: Dict[str, Any]) -> None:
         f"max_seq_length {settings['max_seq_length']}, seed {settings['seed']}; splits {report['splits']}; "
         f"total wall time {report['wall_seconds'] / 60:.1f} min.",
         "",
+        f"Machine: {report.get('machine', 'not recorded')}.",
+        "",
     ]
     (output / "fewclue.md").write_text("\n".join(lines), encoding="utf-8")
 
@@ -364,6 +369,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Run every method on every split; print and write the report; return it."""
     args = parse_args(argv)
     from fewshot.data import parse_fields
+    from fewshot.cpu_env import apply_once
+
+    machine = apply_once().describe()
+    print(f"machine: {machine}", flush=True)
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in ALL_METHODS]
@@ -395,6 +404,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
             summary = summarize(runs, methods)
             report = {
                 "task": str(task),
+                "machine": machine,
                 "splits": [s.index for s in splits],
                 "methods": methods,
                 "settings": asdict(settings),

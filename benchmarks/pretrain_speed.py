@@ -4,31 +4,38 @@ Both loops train the same model on the same batches (our corpus pipeline: senten
 into ``--max-seq-len`` sequences, 15% whole-character masking) with the same AdamW; one step
 is forward, backward and optimizer update. They differ in the loss:
 
-- ours: ``fewshot.pretrain.masked_lm_loss`` passes ``masked_positions``, so the LM head
+- ours: ``fewshot.pretraining.pretrain.masked_lm_loss`` passes ``masked_positions``, so the LM head
   (dense + layer norm + the ``[hidden, vocab]`` projection) and the softmax run only at the
   ~15% masked positions, and so does the last encoder layer apart from its keys and values
-  (``fewshot.encoder_forward.last_layer_only_at``);
+  (``fewshot.prompt.partial_encoder.last_layer_only_at``);
 - plain: ``model(input_ids, labels=labels)`` with ``labels = -100`` at unmasked positions,
   PaddleNLP's documented usage: the LM head and softmax run at every position.
 
-Ours runs inside ``fewshot.cpu_math.fast_cpu_math`` (contiguous view kernels, denormals flushed
+Ours runs inside ``fewshot.training.cpu_math.fast_cpu_math`` (contiguous view kernels, denormals flushed
 to zero), as ``fewshot-pretrain`` does. The plain loop runs twice, on two more copies of the
 model: as PaddleNLP ships (``plain``) and inside ``fast_cpu_math`` (``plain-fm``). The target is
 checked against ``plain-fm``, where only the loss computation differs.
 
-Each model is warmed up, then the loops alternate (ours, plain, plain-fm, ours, ...) in this one
+Each model is warmed up, then the loops alternate (ours, plain, plain-fm, ours, ...) in one
 process so that a busy machine slows all alike; a loop's time is the median over its rounds.
 Tokens/s counts the non-padding tokens of a batch.
+
+CPU settings: Paddle fixes its thread count when it loads, so all of this runs in child processes,
+one per CPU setting and round, alternating (``benchmarks/_machine.py``): ``fewshot`` (our defaults,
+``fewshot.cpu_env``) and ``paddle`` (Paddle's own: one thread). A loop's figure is the median over
+the children. Ratios: ours with the defaults over the same code with Paddle's; over ``plain-fm`` in
+the same (fewshot) settings; over ``plain`` as shipped (Paddle's defaults, no ``fast_cpu_math``).
 
 Models: ``../shared/models/zh-ernie-tiny`` (4 layers, hidden 256, vocab 4,823) when present,
 and the tests' tiny random ERNIE (2 layers, hidden 32) with a character vocabulary of the
 corpus; ``--nano-shape`` adds a random model shaped like ERNIE 3.0 nano (4 layers, hidden 312,
 vocab 40,000). Corpus: FewCLUE TNEWS ``unlabeled.json`` when present, else generated text.
 
-    python benchmarks/pretrain_speed.py [--steps 6] [--rounds 2] [--batch-size 32] [--max-seq-len 64]
+    python benchmarks/pretrain_speed.py [--steps 6] [--rounds 2] [--setting-rounds 2] [--batch-size 32] [--max-seq-len 64]
 
-The last line is the target check, e.g. ``ratio ours/plain-fm tokens/s: zh-ernie-tiny 1.59x, tiny-h32 3.70x
-(target >= 1.5x) | ours/plain as shipped: zh-ernie-tiny 2.87x, tiny-h32 4.97x`` (2026-12-01, idle 2-core CPU).
+The last line is the ratios, e.g. ``ratios ours tokens/s: fewshot/paddle CPU defaults zh-ernie-tiny 1.20x,
+tiny-h32 0.95x | ours/plain-fm same settings zh-ernie-tiny 1.59x, tiny-h32 3.70x (target >= 1.5x) |
+ours/plain as shipped zh-ernie-tiny 2.87x, tiny-h32 4.97x``.
 """
 
 from __future__ import annotations
@@ -40,9 +47,11 @@ import random
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence, Tuple
+
+import _machine  # noqa: I001  (first: applies fewshot's CPU defaults before Paddle loads)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_MODEL = SHARED / "models" / "zh-ernie-tiny"
@@ -58,6 +67,7 @@ class Timing:
     seconds_per_step: float
     tokens_per_step: float
     loss: float
+    setting: str = ""
 
     @property
     def tokens_per_second(self) -> float:
@@ -182,23 +192,27 @@ def model_loaders(texts: Sequence[str], workdir: Path, nano_shape: bool) -> Dict
 
 
 def print_table(timings: Sequence[Timing]) -> None:
-    print(f"{'model':<14} {'loop':<8} {'ms/step':>9} {'tokens/step':>12} {'tokens/s':>10} {'last loss':>10}")
+    print(f"{'setting':<8} {'model':<14} {'loop':<8} {'ms/step':>9} {'tokens/step':>12} {'tokens/s':>10} {'last loss':>10}")
     for t in timings:
-        print(f"{t.model:<14} {t.loop:<8} {1000 * t.seconds_per_step:>9.1f} {t.tokens_per_step:>12.0f} "
+        print(f"{t.setting:<8} {t.model:<14} {t.loop:<8} {1000 * t.seconds_per_step:>9.1f} {t.tokens_per_step:>12.0f} "
               f"{t.tokens_per_second:>10.0f} {t.loss:>10.3f}")
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=6, help="timed steps per loop and round")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2, help="alternations of the two loops")
+    parser.add_argument("--rounds", type=int, default=2, help="alternations of the loops within a child")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-seq-len", type=int, default=64)
     parser.add_argument("--nano-shape", action="store_true", help="also time a random ERNIE 3.0 nano-shaped model")
-    args = parser.parse_args()
-    logging.disable(logging.WARNING)
+    _machine.add_setting_arguments(parser)
+    return parser.parse_args()
 
+
+def child_main(args: argparse.Namespace) -> None:
+    """One CPU setting: time every model's loops in this process, print them as one JSON line."""
+    logging.disable(logging.WARNING)
     import paddle
 
     paddle.set_device("cpu")
@@ -208,18 +222,46 @@ def main() -> None:
         for name, (load, tokenizer) in model_loaders(texts, Path(tmp), args.nano_shape).items():
             batches = make_batches(texts, tokenizer, args.warmup + args.steps, args.batch_size, args.max_seq_len)
             timings.extend(time_model(name, load, batches, args.warmup, args.rounds))
-    print(f"batch {args.batch_size} x up to {args.max_seq_len} tokens, {args.steps} steps x {args.rounds} rounds, "
-          f"CPU, {paddle.get_device()}")
-    print_table(timings)
-    by_model: Dict[str, Dict[str, Timing]] = {}
-    for t in timings:
-        by_model.setdefault(t.model, {})[t.loop] = t
-    def ratios(plain: str) -> str:
-        return ", ".join(f"{name} {loops['ours'].tokens_per_second / loops[plain].tokens_per_second:.2f}x"
-                         for name, loops in by_model.items())
+    _machine.print_result({"timings": [asdict(t) for t in timings]})
 
-    print(f"ratio ours/plain-fm tokens/s: {ratios('plain-fm')} (target >= {TARGET_RATIO}x) "
-          f"| ours/plain as shipped: {ratios('plain')}")
+
+def median_timings(runs: Dict[str, List[Dict]]) -> List[Timing]:
+    """One Timing per setting, model and loop: the median seconds per step over that setting's children."""
+    medians = []
+    for setting, children in runs.items():
+        rows: Dict[Tuple[str, str], List[Dict]] = {}
+        for child in children:
+            for t in child["timings"]:
+                rows.setdefault((t["model"], t["loop"]), []).append(t)
+        for (model, loop), ts in rows.items():
+            medians.append(Timing(model, loop, statistics.median(t["seconds_per_step"] for t in ts),
+                                  ts[0]["tokens_per_step"], ts[-1]["loss"], setting))
+    return medians
+
+
+def main() -> None:
+    args = parse_args()
+    if args.cpu_setting:
+        child_main(args)
+        return
+    argv = ["--steps", str(args.steps), "--warmup", str(args.warmup), "--rounds", str(args.rounds),
+            "--batch-size", str(args.batch_size), "--max-seq-len", str(args.max_seq_len)]
+    runs = _machine.alternate(Path(__file__), argv + (["--nano-shape"] if args.nano_shape else []), args.setting_rounds)
+    print(_machine.machine_line() + " (this process)")
+    _machine.print_settings(runs)
+    print(f"batch {args.batch_size} x up to {args.max_seq_len} tokens, {args.steps} steps x {args.rounds} rounds "
+          f"in each of {args.setting_rounds} children per setting, CPU")
+    timings = median_timings(runs)
+    print_table(timings)
+    by = {(t.setting, t.model, t.loop): t.tokens_per_second for t in timings}
+    models = list(dict.fromkeys(t.model for t in timings))
+
+    def ratios(num: Tuple[str, str], den: Tuple[str, str]) -> str:
+        return ", ".join(f"{m} {by[num[0], m, num[1]] / by[den[0], m, den[1]]:.2f}x" for m in models)
+
+    print(f"ratios ours tokens/s: fewshot/paddle CPU defaults {ratios(('fewshot', 'ours'), ('paddle', 'ours'))} "
+          f"| ours/plain-fm same settings {ratios(('fewshot', 'ours'), ('fewshot', 'plain-fm'))} (target >= {TARGET_RATIO}x) "
+          f"| ours/plain as shipped {ratios(('fewshot', 'ours'), ('paddle', 'plain'))}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@ never imports Paddle, so a deployment image installs without it. Names are impor
 
 from typing import Any
 
+from .cpu_env import apply_once
+
+apply_once()  # fast CPU thread defaults, before anything imports Paddle (fewshot/cpu_env.py)
+
 __version__ = "0.2.0"
 
 _LAZY = {

@@ -107,6 +107,40 @@ def build_tiny_model(
     return str(output_dir)
 
 
+def build_shaped_model(output_dir: PathLike, vocab: Sequence[str], shape: str = "ernie-3.0-base-zh", seed: int = 0) -> str:
+    """Write a randomly initialised ERNIE masked LM with the configuration PaddleNLP ships for ``shape``.
+
+    ``vocab`` (special tokens first, e.g. a small model's ``vocab.txt`` lines) is padded with
+    ``[unused0]``, ``[unused1]``, ... to the shape's vocabulary size, so texts tokenize as they do
+    under ``vocab`` and every embedding row has a token. ``"ernie-3.0-base-zh"`` gives 12 layers,
+    hidden 768, 12 heads, intermediate 3072, vocabulary 40,000, 2,048 positions. Returns ``output_dir``.
+    """
+    import paddle
+    from paddlenlp.transformers import ErnieConfig, ErnieForMaskedLM, ErnieTokenizer
+    from paddlenlp.transformers.ernie.configuration import ERNIE_PRETRAINED_INIT_CONFIGURATION
+
+    if shape not in ERNIE_PRETRAINED_INIT_CONFIGURATION:
+        raise ValueError(f"unknown ERNIE shape {shape!r}; PaddleNLP knows e.g. ernie-3.0-base-zh, ernie-3.0-nano-zh")
+    config = ErnieConfig(**ERNIE_PRETRAINED_INIT_CONFIGURATION[shape])
+    if len(vocab) > config.vocab_size:
+        raise ValueError(f"vocabulary of {len(vocab)} tokens is larger than {shape}'s {config.vocab_size}")
+    padded = list(vocab) + [f"[unused{i}]" for i in range(config.vocab_size - len(vocab))]
+    os.makedirs(output_dir, exist_ok=True)
+    vocab_file = os.path.join(output_dir, "vocab.txt")
+    with open(vocab_file, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write("".join(token + "\n" for token in padded))
+    ErnieTokenizer(vocab_file).save_pretrained(output_dir)
+    device = paddle.get_device()
+    paddle.set_device("cpu")
+    try:
+        paddle.seed(seed)
+        model = ErnieForMaskedLM(config)
+    finally:
+        paddle.set_device(device)
+    model.save_pretrained(output_dir)
+    return str(output_dir)
+
+
 def make_separable_task(
     n_per_class: int = 16, seed: int = 0, num_classes: int = 3
 ) -> Tuple[List[Example], List[Example], Dict[str, List[str]]]:

@@ -12,6 +12,7 @@ from fewshot.testing import (
     _NEUTRAL_CHARS,
     _TASK_CLASSES,
     build_char_vocab,
+    build_shaped_model,
     build_tiny_model,
     make_separable_task,
 )
@@ -112,3 +113,20 @@ def test_separable_task_with_two_classes():
     train, test, label_words = make_separable_task(n_per_class=4, num_classes=2)
     assert list(label_words) == ["sports", "finance"]
     assert {example.label for example in train + test} == {"sports", "finance"}
+
+
+def test_shaped_model_has_paddlenlps_configuration_and_a_padded_vocabulary(tmp_path):
+    vocab = build_char_vocab(TEXTS)
+    model_dir = build_shaped_model(tmp_path / "nano", vocab, "ernie-3.0-nano-zh")
+    config = json.loads((tmp_path / "nano" / "config.json").read_text(encoding="utf-8"))
+    assert (config["num_hidden_layers"], config["hidden_size"], config["vocab_size"]) == (4, 312, 40000)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
+    assert len(tokenizer) == 40000
+    assert tokenizer.convert_tokens_to_ids(list("这条新闻")) == [vocab.index(c) for c in "这条新闻"]
+
+
+def test_shaped_model_rejects_an_unknown_shape_and_a_too_large_vocabulary(tmp_path):
+    with pytest.raises(ValueError, match="unknown ERNIE shape 'ernie-9'"):
+        build_shaped_model(tmp_path / "a", ["[PAD]"], "ernie-9")
+    with pytest.raises(ValueError, match="larger than ernie-3.0-nano-zh's 40000"):
+        build_shaped_model(tmp_path / "b", [f"t{i}" for i in range(40001)], "ernie-3.0-nano-zh")

@@ -20,19 +20,12 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
+from ..cpu_env import usable_cores
 from ..data.inputs import TextInputs, prediction_pairs
 from ..errors import BundleError, FewshotError
 from ..template import Row, TemplateEncoder
 from .manifest import GRAPH_INPUTS, MANIFEST_NAME, ONNX_FILES, OUTPUT_NAME, bundle_file, manifest_task, model_file, read_manifest
 from .tokenizer import batch_tokenize, load_wordpiece
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (the affinity mask, not the machine's total)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def _session_options(threads: Optional[int]) -> Any:
@@ -41,7 +34,7 @@ def _session_options(threads: Optional[int]) -> Any:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.intra_op_num_threads = int(threads) if threads else available_cores()
+    options.intra_op_num_threads = int(threads) if threads else usable_cores()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     return options
