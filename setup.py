@@ -3,7 +3,8 @@
 - ``pip install fewshot``: the Paddle-free runtime (``OnnxPredictor``, ``fewshot-predict``): onnxruntime,
   tokenizers, numpy — what a deployment image needs;
 - ``pip install "fewshot[train]"``: training, export and pretraining (PaddlePaddle, PaddleNLP, paddle2onnx);
-- ``[serve]`` adds ``fewshot-serve``; ``[test]`` what the test suite needs.
+- ``[serve]`` adds ``fewshot-serve`` (FastAPI, uvicorn, prometheus_client); ``[ray]`` Ray Data batch
+  inference (``fewshot-predict --engine ray``, ``fewshot.integrations.ray``); ``[test]`` what the test suite needs.
 
 GPU users install paddlepaddle-gpu==3.3.1 first (see docs/deployment.md).
 """
@@ -38,6 +39,16 @@ TRAIN_REQUIRES = [
     "scikit-learn",
 ]
 
+SERVE_REQUIRES = [
+    "fastapi",            # the ASGI app and its routing (Starlette underneath)
+    "uvicorn[standard]",  # the server; [standard] brings httptools and uvloop, its fast C HTTP parser and event loop
+    "prometheus_client",  # /metrics in the Prometheus text format
+]
+"""fewshot-serve: PaddleNLP already depends on FastAPI and uvicorn, so training installs have them too."""
+
+RAY_REQUIRES = ["ray[data]"]
+"""Ray Data for distributed batch inference; imported only in fewshot.integrations.ray."""
+
 setup(
     name="fewshot",
     version=VERSION,
@@ -49,13 +60,16 @@ setup(
     install_requires=RUNTIME_REQUIRES,
     extras_require={
         "train": TRAIN_REQUIRES,
-        "test": ["pytest"],
+        "serve": SERVE_REQUIRES,
+        "ray": RAY_REQUIRES,
+        "test": ["pytest", "httpx"],
     },
     entry_points={
         "console_scripts": [
             "fewshot-train=fewshot.cli.train:main",
             "fewshot-export=fewshot.cli.export:main",
             "fewshot-predict=fewshot.cli.predict:main",
+            "fewshot-serve=fewshot.cli.serve:main",
             "fewshot-pretrain=fewshot.cli.pretrain:main",
             "fewshot-corpus-stats=fewshot.cli.corpus_stats:main",
             "fewshot-compare=fewshot.cli.compare:main",

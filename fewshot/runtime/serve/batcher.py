@@ -1,0 +1,178 @@
+"""Dynamic batching: requests from many clients gathered into one onnxruntime batch, run off the event loop.
+
+>>> batcher = DynamicBatcher(predictor.run_rows, max_batch=32, max_wait=0.005, max_queue=1024, parallel=2)
+>>> batcher.start()                                   # inside the running event loop
+>>> probs = await batcher.submit(rows)                # one request's encoded rows → probs [len(rows), labels]
+
+A batch closes when ``max_batch`` texts are queued or when the oldest queued request has waited
+``max_wait`` seconds (Triton's ``max_queue_delay``); requests are never split, so a batch holds
+whole requests up to ``max_batch`` texts (one larger request runs alone). ``run`` gets the rows of
+the whole batch on a worker thread (``OnnxPredictor.run_rows`` sorts them by length and pads each
+sub-batch to its own longest row), and each caller gets back the rows of its own request. Up to
+``parallel`` batches run at once, on as many threads (onnxruntime sessions are thread-safe); while
+all are busy, requests queue and the next batch fills. At most
+``max_queue`` texts wait: beyond it :meth:`submit` raises :class:`QueueFull` at once, with a
+Retry-After estimate, instead of letting the queue (and memory) grow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Deque, List, Optional, Sequence, Set
+
+import numpy as np
+
+BatchObserver = Callable[[int, int, float], None]
+"""Called after each batch with (texts, requests, seconds of inference)."""
+
+
+class QueueFull(Exception):
+    """The queue holds ``max_queue`` texts; the client should retry after ``retry_after`` seconds."""
+
+    def __init__(self, queued: int, max_queue: int, retry_after: int):
+        super().__init__(f"the queue is full ({queued} texts waiting, max_queue {max_queue}); retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Request:
+    rows: Sequence[Any]
+    future: "asyncio.Future[np.ndarray]"
+    arrived: float = field(default_factory=time.monotonic)
+
+
+class DynamicBatcher:
+    """Gathers submitted rows into batches for ``run`` (rows → probabilities ``[len(rows), labels]``)."""
+
+    def __init__(self, run: Callable[[List[Any]], np.ndarray], max_batch: int, max_wait: float, max_queue: int,
+                 parallel: int = 1, on_batch: Optional[BatchObserver] = None):
+        self.run = run
+        self.parallel = parallel
+        self.max_batch = max_batch
+        self.max_wait = max_wait
+        self.max_queue = max_queue
+        self.on_batch = on_batch
+        self.queued = 0
+        """Texts waiting for a batch (not counting the batch running)."""
+        self._requests: Deque[_Request] = deque()
+        self._executor = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="fewshot-inference")
+        self._wakeup: Optional[asyncio.Event] = None
+        self._free: Optional[asyncio.Semaphore] = None
+        self._task: Optional["asyncio.Task[None]"] = None
+        self._running: Set["asyncio.Task[None]"] = set()
+        self._flushing = False
+        self._seconds_per_text = 0.0
+
+    def start(self) -> None:
+        """Start gathering batches on the running event loop."""
+        self._wakeup = asyncio.Event()
+        self._free = asyncio.Semaphore(self.parallel)
+        self._task = asyncio.get_running_loop().create_task(self._gather_forever(), name="fewshot-batcher")
+
+    def submit(self, rows: Sequence[Any]) -> "asyncio.Future[np.ndarray]":
+        """Queue one request's rows; the future resolves to their probabilities. ``QueueFull`` when no room."""
+        if self._task is None or self._task.done():
+            raise RuntimeError("the batcher is not running")
+        if self.queued + len(rows) > self.max_queue:
+            raise QueueFull(self.queued, self.max_queue, self.retry_after())
+        future: "asyncio.Future[np.ndarray]" = asyncio.get_running_loop().create_future()
+        self._requests.append(_Request(rows, future))
+        self.queued += len(rows)
+        self._wakeup.set()
+        return future
+
+    def retry_after(self) -> int:
+        """Whole seconds until the queued texts are likely done, at the recent speed (at least 1)."""
+        return max(1, math.ceil(self.queued * self._seconds_per_text / self.parallel))
+
+    def flush(self) -> None:
+        """Stop waiting for batches to fill: run what is queued at once (on shutdown)."""
+        self._flushing = True
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    async def close(self) -> None:
+        """Finish every queued request, then stop the worker thread."""
+        self.flush()
+        while self._requests or self._running:
+            await asyncio.sleep(0.01)
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._executor.shutdown(wait=True)
+
+    async def _gather_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._free.acquire()
+            while not self._requests:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            deadline = self._requests[0].arrived + self.max_wait
+            while self.queued < self.max_batch and not self._flushing:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), remaining)
+                except asyncio.TimeoutError:
+                    break
+            batch = self._take()
+            if not batch:
+                self._free.release()
+                continue
+            task = loop.create_task(self._run(loop, batch))
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: "asyncio.Task[None]") -> None:
+        self._running.discard(task)
+        self._free.release()
+
+    def _take(self) -> List[_Request]:
+        """Whole requests from the head of the queue, up to ``max_batch`` texts (at least one request);
+        requests whose caller went away are dropped."""
+        batch: List[_Request] = []
+        texts = 0
+        while self._requests:
+            head = self._requests[0]
+            if head.future.done():
+                self._requests.popleft()
+                self.queued -= len(head.rows)
+                continue
+            if batch and texts + len(head.rows) > self.max_batch:
+                break
+            self._requests.popleft()
+            self.queued -= len(head.rows)
+            batch.append(head)
+            texts += len(head.rows)
+        return batch
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, batch: List[_Request]) -> None:
+        rows = [row for request in batch for row in request.rows]
+        start = time.perf_counter()
+        try:
+            probs = await loop.run_in_executor(self._executor, self.run, rows)
+        except Exception as exc:  # the model failed: every caller of this batch gets the error, the server goes on
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(exc)
+            return
+        seconds = time.perf_counter() - start
+        self._seconds_per_text = seconds / len(rows)
+        offset = 0
+        for request in batch:
+            if not request.future.done():
+                request.future.set_result(probs[offset : offset + len(request.rows)])
+            offset += len(request.rows)
+        if self.on_batch is not None:
+            self.on_batch(len(rows), len(batch), seconds)
