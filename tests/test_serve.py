@@ -309,8 +309,8 @@ def test_serve_cli_refuses_bad_options_and_bundles_in_one_line(tmp_path, tiny_bu
     assert "--max-batch must be at least 1, got 0" in capsys.readouterr().err
 
 
-def test_serve_modules_do_not_import_paddle():
-    code = ("import sys, fewshot.runtime.serve, fewshot.cli.serve; "
+def test_serve_and_ray_modules_do_not_import_paddle():
+    code = ("import sys, fewshot.runtime.serve, fewshot.cli.serve, fewshot.integrations.ray; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('paddle', 'paddlenlp')); "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
