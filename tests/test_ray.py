@@ -4,6 +4,7 @@ Runs on a local Ray (``ray.init(num_cpus=2)``); skipped when ray is not installe
 """
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -106,3 +107,12 @@ def test_ray_engine_reads_and_writes_parquet(local_ray, tiny_bundle, texts, tmp_
             assert (row["label"], row["score"], row["top_k"], row["error"]) == \
                 (record["label"], record["score"], record["top_k"], None)
     assert got[10]["error"].endswith("line 11: key 'sentence': text must be a string or number, found null")
+
+
+def test_ray_engine_without_ray_says_how_to_install_it(tiny_bundle, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    (tmp_path / "data.txt").write_text("球赛\n", encoding="utf-8")
+    argv = ["--bundle", str(tiny_bundle), "--input", str(tmp_path / "data.txt"), "--output", str(tmp_path / "p.jsonl"),
+            "--engine", "ray"]
+    assert predict_main(argv) == 2
+    assert "the Ray engine needs ray[data] (ray is not installed): pip install 'fewshot[ray]'" in capsys.readouterr().err

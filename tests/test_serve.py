@@ -314,3 +314,11 @@ def test_serve_and_ray_modules_do_not_import_paddle():
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('paddle', 'paddlenlp')); "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_serve_without_its_extra_says_how_to_install_it(tiny_bundle, monkeypatch, capsys):
+    for name in [m for m in sys.modules if m.startswith("fewshot.runtime.serve")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "fastapi", None)
+    assert serve_main([str(tiny_bundle)]) == 2
+    assert "fewshot-serve needs fastapi, which is not installed: pip install 'fewshot[serve]'" in capsys.readouterr().err
