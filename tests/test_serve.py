@@ -4,7 +4,6 @@ Servers bind to 127.0.0.1 only, on a port the OS picks; every request loop is bo
 """
 
 import asyncio
-import json
 import os
 import signal
 import socket

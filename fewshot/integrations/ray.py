@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
@@ -78,7 +77,7 @@ class BundleClassifier:
     def classify(self, rows: List[Mapping[str, Any]]) -> List[Dict[str, Any]]:
         """One record per row: ``{"label", "score", "top_k"}`` or ``{"error": "row 3: empty text"}``."""
         items: List[Any] = []
-        for index, row in enumerate(rows):
+        for row in rows:
             try:
                 items.append(self.parser.parse_record(row))
             except DataError as exc:
