@@ -64,7 +64,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--parallel-batches", type=int, default=None, help="batches at once (default: cores / threads)")
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
-    p.add_argument("--max-queue", type=int, default=256, help="texts the server queues before answering 503")
+    p.add_argument("--max-queue", type=int, default=1024, help="texts the server queues before answering 503")
     p.add_argument("--texts-per-request", type=int, default=4)
     p.add_argument("--concurrency", default="1,8,32,128", help="client counts, comma-separated")
     p.add_argument("--requests", type=int, default=600, help="requests per concurrency level at most")

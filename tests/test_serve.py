@@ -321,3 +321,28 @@ def test_serve_without_its_extra_says_how_to_install_it(tiny_bundle, monkeypatch
     monkeypatch.setitem(sys.modules, "fastapi", None)
     assert serve_main([str(tiny_bundle)]) == 2
     assert "fewshot-serve needs fastapi, which is not installed: pip install 'fewshot[serve]'" in capsys.readouterr().err
+
+
+def test_batches_group_texts_of_similar_length_and_each_request_gets_its_own_rows_in_order():
+    from fewshot.runtime.serve import DynamicBatcher
+
+    batches = []
+
+    def run(rows):
+        batches.append(sorted(len(r["input_ids"]) for r in rows))
+        return np.array([[float(r["input_ids"][0])] for r in rows], dtype=np.float32)
+
+    def row(ident, length):
+        return {"input_ids": [ident] + [0] * (length - 1)}
+
+    async def scenario():
+        batcher = DynamicBatcher(run, max_batch=2, max_wait=10.0, max_queue=16)
+        batcher.start()
+        futures = [batcher.submit([row(10 * i + 1, 3), row(10 * i + 2, 30)]) for i in range(2)]  # short + long each
+        results = [await f for f in futures]
+        await batcher.close()
+        return results
+
+    results = asyncio.run(scenario())
+    assert batches == [[3, 3], [30, 30]]  # the two short texts together, then the two long ones
+    assert [r[:, 0].tolist() for r in results] == [[1.0, 2.0], [11.0, 12.0]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from typing import List, Optional
 
@@ -56,6 +57,9 @@ def _serve(argv: Optional[List[str]]) -> int:
     except ImportError as exc:
         raise FewshotError(f"fewshot-serve needs {exc.name}, which is not installed: pip install 'fewshot[serve]'") from None
     args = parser.parse_args(argv)
+    # A request brings a few texts: tokenizing them on the event loop's thread is cheaper than waking
+    # the tokenizers library's thread pool, whose threads would compete with onnxruntime's for the cores.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     settings = ServeSettings(**{name: getattr(args, name) for name in _settings_fields()})
     predictor = OnnxPredictor(args.bundle, threads=args.threads, batch_size=settings.max_batch, precision=args.precision,
                               spin=args.spin)

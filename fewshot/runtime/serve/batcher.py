@@ -1,18 +1,19 @@
-"""Dynamic batching: requests from many clients gathered into one onnxruntime batch, run off the event loop.
+"""Dynamic batching: texts from many clients' requests gathered into onnxruntime batches, off the event loop.
 
 >>> batcher = DynamicBatcher(predictor.run_rows, max_batch=32, max_wait=0.005, max_queue=1024, parallel=2)
 >>> batcher.start()                                   # inside the running event loop
 >>> probs = await batcher.submit(rows)                # one request's encoded rows → probs [len(rows), labels]
 
-A batch closes when ``max_batch`` texts are queued or when the oldest queued request has waited
-``max_wait`` seconds (Triton's ``max_queue_delay``); requests are never split, so a batch holds
-whole requests up to ``max_batch`` texts (one larger request runs alone). ``run`` gets the rows of
-the whole batch on a worker thread (``OnnxPredictor.run_rows`` sorts them by length and pads each
-sub-batch to its own longest row), and each caller gets back the rows of its own request. Up to
-``parallel`` batches run at once, on as many threads (onnxruntime sessions are thread-safe); while
-all are busy, requests queue and the next batch fills. At most
-``max_queue`` texts wait: beyond it :meth:`submit` raises :class:`QueueFull` at once, with a
-Retry-After estimate, instead of letting the queue (and memory) grow.
+A batch closes when ``max_batch`` texts are queued or when the oldest queued text has waited
+``max_wait`` seconds (Triton's ``max_queue_delay``). It holds the oldest text and, of the others
+queued, those closest to it in length (ties: the oldest first), so a batch is padded little even
+when every request mixes short and long texts; the texts of one request may run in different
+batches, and the caller gets its probabilities, in its own order, once all have run. Every text
+becomes the oldest in turn, so none waits for ever. ``run`` gets a batch's rows on a worker thread
+(``OnnxPredictor.run_rows`` sorts them by length). Up to ``parallel`` batches run at once, on as
+many threads (onnxruntime sessions are thread-safe); while all are busy, texts queue and the next
+batch fills. At most ``max_queue`` texts wait: beyond it :meth:`submit` raises :class:`QueueFull`
+at once, with a Retry-After estimate, instead of letting the queue (and memory) grow.
 """
 
 from __future__ import annotations
@@ -44,6 +45,17 @@ class _Request:
     rows: Sequence[Any]
     future: "asyncio.Future[np.ndarray]"
     arrived: float = field(default_factory=time.monotonic)
+    probs: Optional[np.ndarray] = None
+    remaining: int = 0
+
+
+@dataclass
+class _Text:
+    """One queued row: its request, its place there, and its length in tokens."""
+
+    request: _Request
+    index: int
+    length: int
 
 
 class DynamicBatcher:
@@ -59,7 +71,7 @@ class DynamicBatcher:
         self.on_batch = on_batch
         self.queued = 0
         """Texts waiting for a batch (not counting the batch running)."""
-        self._requests: Deque[_Request] = deque()
+        self._texts: Deque[_Text] = deque()
         self._executor = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="fewshot-inference")
         self._wakeup: Optional[asyncio.Event] = None
         self._free: Optional[asyncio.Semaphore] = None
@@ -81,7 +93,8 @@ class DynamicBatcher:
         if self.queued + len(rows) > self.max_queue:
             raise QueueFull(self.queued, self.max_queue, self.retry_after())
         future: "asyncio.Future[np.ndarray]" = asyncio.get_running_loop().create_future()
-        self._requests.append(_Request(rows, future))
+        request = _Request(rows, future, remaining=len(rows))
+        self._texts.extend(_Text(request, index, len(row["input_ids"])) for index, row in enumerate(rows))
         self.queued += len(rows)
         self._wakeup.set()
         return future
@@ -99,7 +112,7 @@ class DynamicBatcher:
     async def close(self) -> None:
         """Finish every queued request, then stop the worker thread."""
         self.flush()
-        while self._requests or self._running:
+        while self._texts or self._running:
             await asyncio.sleep(0.01)
         if self._task is not None:
             self._task.cancel()
@@ -113,10 +126,10 @@ class DynamicBatcher:
         loop = asyncio.get_running_loop()
         while True:
             await self._free.acquire()
-            while not self._requests:
+            while not self._texts:
                 self._wakeup.clear()
                 await self._wakeup.wait()
-            deadline = self._requests[0].arrived + self.max_wait
+            deadline = self._texts[0].request.arrived + self.max_wait
             while self.queued < self.max_batch and not self._flushing:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -138,41 +151,43 @@ class DynamicBatcher:
         self._running.discard(task)
         self._free.release()
 
-    def _take(self) -> List[_Request]:
-        """Whole requests from the head of the queue, up to ``max_batch`` texts (at least one request);
-        requests whose caller went away are dropped."""
-        batch: List[_Request] = []
-        texts = 0
-        while self._requests:
-            head = self._requests[0]
-            if head.future.done():
-                self._requests.popleft()
-                self.queued -= len(head.rows)
-                continue
-            if batch and texts + len(head.rows) > self.max_batch:
-                break
-            self._requests.popleft()
-            self.queued -= len(head.rows)
-            batch.append(head)
-            texts += len(head.rows)
+    def _take(self) -> List[_Text]:
+        """The oldest queued text and the ``max_batch - 1`` others closest to it in length; texts whose
+        caller went away are dropped."""
+        live = [text for text in self._texts if not text.request.future.done()]
+        if len(live) > self.max_batch:
+            target = live[0].length
+            nearest = sorted(range(len(live)), key=lambda i: (abs(live[i].length - target), i))[: self.max_batch]
+            chosen = set(nearest)
+            batch = [live[i] for i in sorted(chosen)]
+            live = [text for i, text in enumerate(live) if i not in chosen]
+        else:
+            batch, live = live, []
+        self._texts = deque(live)
+        self.queued = len(live)
         return batch
 
-    async def _run(self, loop: asyncio.AbstractEventLoop, batch: List[_Request]) -> None:
-        rows = [row for request in batch for row in request.rows]
+    async def _run(self, loop: asyncio.AbstractEventLoop, batch: List[_Text]) -> None:
+        rows = [text.request.rows[text.index] for text in batch]
         start = time.perf_counter()
         try:
             probs = await loop.run_in_executor(self._executor, self.run, rows)
-        except Exception as exc:  # the model failed: every caller of this batch gets the error, the server goes on
-            for request in batch:
-                if not request.future.done():
-                    request.future.set_exception(exc)
+        except Exception as exc:  # the model failed: every caller in this batch gets the error, the server goes on
+            for text in batch:
+                if not text.request.future.done():
+                    text.request.future.set_exception(exc)
             return
         seconds = time.perf_counter() - start
         self._seconds_per_text = seconds / len(rows)
-        offset = 0
-        for request in batch:
-            if not request.future.done():
-                request.future.set_result(probs[offset : offset + len(request.rows)])
-            offset += len(request.rows)
+        for text, row in zip(batch, probs):
+            request = text.request
+            if request.future.done():
+                continue
+            if request.probs is None:
+                request.probs = np.empty((len(request.rows), probs.shape[1]), dtype=probs.dtype)
+            request.probs[text.index] = row
+            request.remaining -= 1
+            if request.remaining == 0:
+                request.future.set_result(request.probs)
         if self.on_batch is not None:
-            self.on_batch(len(rows), len(batch), seconds)
+            self.on_batch(len(rows), len({id(text.request) for text in batch}), seconds)
