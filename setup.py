@@ -3,7 +3,7 @@
 - ``pip install fewshot``: the Paddle-free runtime (``OnnxPredictor``, ``fewshot-predict``): onnxruntime,
   tokenizers, numpy — what a deployment image needs;
 - ``pip install "fewshot[train]"``: training, export and pretraining (PaddlePaddle, PaddleNLP, paddle2onnx);
-- ``[serve]`` adds ``fewshot-serve`` (FastAPI, uvicorn, prometheus_client); ``[ray]`` Ray Data batch
+- ``[serve]`` adds ``fewshot-serve`` (Starlette, uvicorn, prometheus_client); ``[ray]`` Ray Data batch
   inference (``fewshot-predict --engine ray``, ``fewshot.integrations.ray``); ``[test]`` what the test suite needs.
 
 GPU users install paddlepaddle-gpu==3.3.1 first (see docs/deployment.md).
@@ -40,11 +40,11 @@ TRAIN_REQUIRES = [
 ]
 
 SERVE_REQUIRES = [
-    "fastapi",            # the ASGI app and its routing (Starlette underneath)
+    "starlette",          # the ASGI app and its routing (what FastAPI is built on, without its per-request layers)
     "uvicorn[standard]",  # the server; [standard] brings httptools and uvloop, its fast C HTTP parser and event loop
     "prometheus_client",  # /metrics in the Prometheus text format
 ]
-"""fewshot-serve: PaddleNLP already depends on FastAPI and uvicorn, so training installs have them too."""
+"""fewshot-serve: PaddleNLP already depends on FastAPI (Starlette) and uvicorn, so training installs have them too."""
 
 RAY_REQUIRES = ["ray[data]"]
 """Ray Data for distributed batch inference; imported only in fewshot.integrations.ray."""

@@ -3,7 +3,7 @@
     fewshot-serve bundles/tnews --port 8000 --threads 2 --max-batch 32 --max-wait-ms 5
     curl -s localhost:8000/v1/predict -d '{"texts": ["文登区这些公路及危桥将进入封闭施工"], "top_k": 2}'
 
-Needs ``pip install "fewshot[serve]"`` (FastAPI, uvicorn, prometheus_client).
+Needs ``pip install "fewshot[serve]"`` (Starlette, uvicorn, prometheus_client).
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ def _serve(argv: Optional[List[str]]) -> int:
         parser = build_parser()
         from ..runtime.serve import ServeSettings, create_app, serve
     except ImportError as exc:
-        raise FewshotError(f"fewshot-serve needs {exc.name}, which is not installed: pip install 'fewshot[serve]'") from None
+        missing = (exc.name or "a [serve] package").split(".")[0]
+        raise FewshotError(f"fewshot-serve needs {missing}, which is not installed: pip install 'fewshot[serve]'") from None
     args = parser.parse_args(argv)
     # A request brings a few texts: tokenizing them on the event loop's thread is cheaper than waking
     # the tokenizers library's thread pool, whose threads would compete with onnxruntime's for the cores.

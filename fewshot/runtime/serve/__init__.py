@@ -1,4 +1,4 @@
-"""``fewshot-serve``: an HTTP server over a bundle with dynamic batching (FastAPI, uvicorn, prometheus_client).
+"""``fewshot-serve``: an HTTP server over a bundle with dynamic batching (Starlette, uvicorn, prometheus_client).
 
 Paddle-free, like the rest of ``fewshot.runtime`` (a test enforces it); needs ``pip install "fewshot[serve]"``::
 

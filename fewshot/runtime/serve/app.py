@@ -1,4 +1,4 @@
-"""The ``fewshot-serve`` ASGI app (FastAPI): predict, model, health, readiness and metrics routes.
+"""The ``fewshot-serve`` ASGI app (Starlette): predict, model, health, readiness and metrics routes.
 
 >>> app = create_app(OnnxPredictor("bundle/", batch_size=32), ServeSettings())
 >>> # POST /v1/predict {"texts": ["文登区这些公路及危桥将进入封闭施工"], "top_k": 2}
@@ -21,8 +21,10 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, AsyncIterator, Dict, List
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from ...errors import DataError
 from ..batch import prediction_records
@@ -49,7 +51,7 @@ def warmup_rows(predictor: Any, settings: ServeSettings) -> List[Any]:
     return predictor.encoder.encode_batch([(a, b if predictor.encoder.needs_text_b else None) for a, b in pairs])
 
 
-def create_app(predictor: Any, settings: ServeSettings) -> FastAPI:
+def create_app(predictor: Any, settings: ServeSettings) -> Starlette:
     """The app; its batcher starts and the bundle warms up in the app's lifespan, ``/readyz`` says when."""
     state = ServerState()
     batcher = DynamicBatcher(predictor.run_rows, settings.max_batch, settings.max_wait_ms / 1000.0,
@@ -58,7 +60,7 @@ def create_app(predictor: Any, settings: ServeSettings) -> FastAPI:
     batcher.on_batch = metrics.observe_batch
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await asyncio.to_thread(predictor.run_rows, warmup_rows(predictor, settings))
         batcher.start()
         state.ready = True
@@ -67,17 +69,11 @@ def create_app(predictor: Any, settings: ServeSettings) -> FastAPI:
         state.draining = True
         await batcher.close()
 
-    app = FastAPI(title="fewshot-serve", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.batcher, app.state.metrics, app.state.serve = batcher, metrics, state
-
     def drain() -> None:
         """Refuse new predictions, and run the queued ones without waiting for batches to fill."""
         state.draining = True
         batcher.flush()
 
-    app.state.drain = drain
-
-    @app.post("/v1/predict")
     async def predict(request: Request) -> Response:
         start = time.perf_counter()
         try:
@@ -92,26 +88,31 @@ def create_app(predictor: Any, settings: ServeSettings) -> FastAPI:
         metrics.observe_request(response.status_code, time.perf_counter() - start)
         return response
 
-    @app.get("/v1/model")
-    async def model() -> Dict[str, Any]:
-        return {**predictor.describe(), "needs_text_b": predictor.encoder.needs_text_b, "serve": asdict(settings)}
+    async def model(request: Request) -> Response:
+        return JSONResponse({**predictor.describe(), "needs_text_b": predictor.encoder.needs_text_b,
+                             "serve": asdict(settings)})
 
-    @app.get("/healthz")
-    async def healthz() -> Dict[str, str]:
-        return {"status": "alive"}
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "alive"})
 
-    @app.get("/readyz")
-    async def readyz() -> Response:
+    async def readyz(request: Request) -> Response:
         if state.draining:
             return JSONResponse({"status": "draining"}, status_code=503)
         if not state.ready:
             return JSONResponse({"status": "warming up"}, status_code=503)
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics")
-    async def prometheus_metrics() -> Response:
+    async def prometheus_metrics(request: Request) -> Response:
         return Response(metrics.render(), media_type=metrics.content_type)
 
+    app = Starlette(lifespan=lifespan, routes=[
+        Route("/v1/predict", predict, methods=["POST"]),
+        Route("/v1/model", model, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", prometheus_metrics, methods=["GET"]),
+    ])
+    app.state.batcher, app.state.metrics, app.state.serve, app.state.drain = batcher, metrics, state, drain
     return app
 
 
