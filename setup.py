@@ -5,7 +5,8 @@
 - ``pip install "fewshot[train]"``: training, export and pretraining (PaddlePaddle, PaddleNLP, paddle2onnx);
 - ``[analysis]`` adds label-error detection (cleanlab) and the HTML report's pictures (matplotlib):
   ``fewshot-analyze``, ``fewshot-select``, ``fewshot-report``;
-- ``[serve]`` adds ``fewshot-serve``; ``[test]`` what the test suite needs.
+- ``[serve]`` adds ``fewshot-serve`` (Starlette, uvicorn, prometheus_client); ``[ray]`` Ray Data batch
+  inference (``fewshot-predict --engine ray``, ``fewshot.integrations.ray``); ``[test]`` what the test suite needs.
 
 GPU users install paddlepaddle-gpu==3.3.1 first (see docs/deployment.md).
 """
@@ -47,6 +48,16 @@ ANALYSIS_REQUIRES = [
     "matplotlib",
 ]
 
+SERVE_REQUIRES = [
+    "starlette",          # the ASGI app and its routing (what FastAPI is built on, without its per-request layers)
+    "uvicorn[standard]",  # the server; [standard] brings httptools and uvloop, its fast C HTTP parser and event loop
+    "prometheus_client",  # /metrics in the Prometheus text format
+]
+"""fewshot-serve: PaddleNLP already depends on FastAPI (Starlette) and uvicorn, so training installs have them too."""
+
+RAY_REQUIRES = ["ray[data]"]
+"""Ray Data for distributed batch inference; imported only in fewshot.integrations.ray."""
+
 setup(
     name="fewshot",
     version=VERSION,
@@ -59,13 +70,16 @@ setup(
     extras_require={
         "train": TRAIN_REQUIRES,
         "analysis": ANALYSIS_REQUIRES,
-        "test": ["pytest"],
+        "serve": SERVE_REQUIRES,
+        "ray": RAY_REQUIRES,
+        "test": ["pytest", "httpx"],
     },
     entry_points={
         "console_scripts": [
             "fewshot-train=fewshot.cli.train:main",
             "fewshot-export=fewshot.cli.export:main",
             "fewshot-predict=fewshot.cli.predict:main",
+            "fewshot-serve=fewshot.cli.serve:main",
             "fewshot-pretrain=fewshot.cli.pretrain:main",
             "fewshot-corpus-stats=fewshot.cli.corpus_stats:main",
             "fewshot-compare=fewshot.cli.compare:main",

@@ -36,9 +36,14 @@ SETTING_FLAG = "--cpu-setting"
 RESULT_PREFIX = "RESULT "
 
 
-def machine_line() -> str:
-    """``machine: Intel(R) Xeon(R) Processor (GenuineIntel), 2 usable cores; OMP_NUM_THREADS=2 (fewshot), ...``"""
-    return f"machine: {apply_once().describe()}"
+def machine_line(settings: Optional[Dict[str, Any]] = None) -> str:
+    """``machine: Intel(R) Xeon(R) Processor (GenuineIntel), 2 usable cores; OMP_NUM_THREADS=2 (fewshot), ...``
+
+    ``settings`` (``{"onnxruntime threads": 2}``) and the 1-minute load average follow.
+    """
+    extra = "".join(f"; {name} {value}" for name, value in (settings or {}).items())
+    load = f"; load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
+    return f"machine: {apply_once().describe()}{extra}{load}"
 
 
 def add_setting_arguments(parser: Any, rounds: int = 2) -> None:

@@ -31,11 +31,10 @@ strategy's mean gain over random on TNEWS (target ≥ +1 point).
 
 from __future__ import annotations
 
+import _machine  # noqa: I001  (first: applies fewshot's CPU defaults before Paddle loads)
 import argparse
 import json
 import logging
-import os
-import platform
 import random
 import statistics
 import sys
@@ -95,19 +94,6 @@ class TaskSetup:
         clf.fit(list(rows), **self.fit_args(seed))
         accuracy = clf.score(self.test, batch_size=64)
         return clf, accuracy, time.perf_counter() - began
-
-
-def machine_line() -> str:
-    """CPU model, usable cores and the thread settings in force."""
-    model = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), model)
-    except OSError:
-        pass
-    threads = {name: os.environ.get(name, "unset") for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-    return (f"CPU: {model}; usable cores {len(os.sched_getaffinity(0))}; "
-            + ", ".join(f"{k}={v}" for k, v in threads.items()))
 
 
 def load_tnews(steps: int) -> TaskSetup:
@@ -291,7 +277,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     logging.getLogger("fewshot").setLevel(logging.WARNING)
     started = time.perf_counter()
     cpu_started = time.process_time()
-    print(machine_line(), flush=True)
+    print(_machine.machine_line(), flush=True)
 
     def log(line: str) -> None:
         print(f"[{time.perf_counter() - started:6.0f} s] {line}", flush=True)

@@ -47,6 +47,7 @@ from .template import Row, Template, format_part, pad_batch, parse_template
 from .training.arguments import PromptTrainingArguments
 from .training.cpu_math import fast_cpu_math
 from .training.datasets import ListDataset
+from .training.distributed import write_once
 from .training.rng import preserved_random_state, seeded
 from .training.trainer import PromptTrainer, make_collator
 
@@ -464,7 +465,15 @@ class PromptClassifier:
 
     def save(self, directory: Union[str, "os.PathLike[str]"]) -> Path:
         """Write the classifier to ``directory`` atomically (safetensors weights, JSON config): an
-        interrupted or failed save keeps the old one."""
+        interrupted or failed save keeps the old one.
+
+        In a data-parallel run (``paddle.distributed.launch``) every process holds the same weights;
+        only rank 0 writes, and every process returns once the directory is complete.
+        """
+        write_once(lambda: self._write(directory))
+        return Path(directory)
+
+    def _write(self, directory: Union[str, "os.PathLike[str]"]) -> None:
         with atomic_directory(directory, "the classifier") as tmp:
             self.model.plm.save_pretrained(str(tmp / PLM_DIR), safe_serialization=True)
             self.tokenizer.save_pretrained(str(tmp / PLM_DIR))
@@ -474,7 +483,6 @@ class PromptClassifier:
             (tmp / CONFIG_NAME).write_text(json_text(self.config()), encoding="utf-8")
             if self.train_metrics:
                 (tmp / METRICS_NAME).write_text(json_text(self.train_metrics), encoding="utf-8")
-        return Path(directory)
 
     @classmethod
     def load(cls, directory: Union[str, "os.PathLike[str]"], trust_pickle: bool = False) -> "PromptClassifier":

@@ -42,6 +42,17 @@ def tiny_tokenizer(tiny_model_dir):
     return AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_model_dir, separable_task, tmp_path_factory):
+    """An exported bundle (fp32 and int8) of an untrained single-label prompt classifier on the tiny model."""
+    from fewshot.classifier import PromptClassifier
+
+    _, _, words = separable_task
+    clf = PromptClassifier(tiny_model_dir, labels=words, template="{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}",
+                           max_seq_length=32, seed=0)
+    return clf.export(tmp_path_factory.mktemp("tiny-bundle") / "bundle", int8=True)
+
+
 @pytest.fixture
 def tnews_dir():
     """The FewCLUE TNEWS folder in ../shared, or skip."""

@@ -1,6 +1,10 @@
 """``fewshot-predict``: stream a text or JSON-lines file through an exported bundle (no Paddle import).
 
     fewshot-predict --bundle bundle/ --input data.txt --output predictions.jsonl --top-k 3
+    fewshot-predict --engine ray --workers 2 --threads 1 --bundle bundle/ --input docs.parquet --output preds.parquet
+
+``--engine ray`` (``pip install "fewshot[ray]"``) spreads the chunks over Ray actors, on this
+machine or a cluster (``--ray-address auto``); its output is the same, in the same order.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import sys
 from typing import List, Optional
 
 from ..data import format_fields, parse_fields
-from ..runtime import ONNX_FILES, OnnxPredictor, predict_file
+from ..runtime import ONNX_FILES, OnnxPredictor, PredictSummary, predict_file
 from ..runtime.batch import check_paths
 from .common import run
 
@@ -35,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a malformed line stops the run (fail) or is reported and written as an error record (skip)")
     p.add_argument("--chunk-size", type=int, default=2048, help="lines read and predicted at a time")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--engine", choices=["onnx", "ray"], default="onnx",
+                   help="onnx: this process; ray: Ray Data actors (also reads and writes .parquet)")
+    p.add_argument("--workers", type=int, default=2, help="--engine ray: actors, each with --threads CPUs (default 2)")
+    p.add_argument("--ray-address", default=None,
+                   help="--engine ray: cluster to join (auto, ray://HEAD:10001); default: a local Ray on this machine")
     return p
 
 
@@ -47,6 +56,15 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _predict(args: argparse.Namespace) -> int:
     fields = parse_fields(args.fields)
     check_paths(args.input, args.output)
+    if args.engine == "ray":
+        from ..integrations.ray import predict_file_ray
+
+        summary = predict_file_ray(
+            args.bundle, args.input, args.output, k=args.top_k, fields=fields, on_error=args.on_error,
+            chunk_size=args.chunk_size, workers=args.workers, threads=args.threads or 1, batch_size=args.batch_size,
+            precision=args.precision, address=args.ray_address,
+        )
+        return _report(args, summary)
     predictor = OnnxPredictor(
         args.bundle, device=args.device, threads=args.threads, batch_size=args.batch_size, precision=args.precision
     )
@@ -54,6 +72,10 @@ def _predict(args: argparse.Namespace) -> int:
         predictor, args.input, args.output, k=args.top_k, fields=fields,
         on_error=args.on_error, chunk_size=args.chunk_size, progress=not args.no_progress,
     )
+    return _report(args, summary)
+
+
+def _report(args: argparse.Namespace, summary: PredictSummary) -> int:
     print(f"fewshot-predict: {summary.lines} lines, {summary.predicted} predicted, {summary.skipped} skipped "
           f"-> {args.output}", file=sys.stderr)
     return 0

@@ -8,12 +8,12 @@ deployment image installs only ``pip install fewshot``::
 ['news_car']
 """
 
-from .batch import PredictSummary, predict_file, top_k
+from .batch import PredictSummary, predict_file, prediction_records, top_k
 from .manifest import GRAPH_INPUTS, MANIFEST_NAME, ONNX_FILES, OUTPUT_NAME, read_manifest
 from .predictor import OnnxPredictor
 from .tokenizer import load_wordpiece
 
 __all__ = [
     "GRAPH_INPUTS", "MANIFEST_NAME", "ONNX_FILES", "OUTPUT_NAME", "OnnxPredictor", "PredictSummary", "load_wordpiece",
-    "predict_file", "read_manifest", "top_k",
+    "predict_file", "prediction_records", "read_manifest", "top_k",
 ]

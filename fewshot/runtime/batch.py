@@ -52,10 +52,11 @@ class LineParser:
 
     ``.jsonl``/``.json`` files hold one JSON object per line, read through ``fields``
     (``{'text_a': 'sentence'}``); other files hold ``text`` or ``text_a<TAB>text_b`` per line.
+    With ``path=None`` it reads records (Parquet or DataFrame rows) through ``fields`` with :meth:`parse_record`.
     """
 
-    def __init__(self, path: Union[str, os.PathLike], needs_text_b: bool, fields: Optional[Mapping[str, str]] = None):
-        self.json = is_json_lines(path)
+    def __init__(self, path: Union[str, os.PathLike, None], needs_text_b: bool, fields: Optional[Mapping[str, str]] = None):
+        self.json = path is None or is_json_lines(path)
         self.needs_text_b = needs_text_b
         self.fields = dict(fields or {"text_a": "sentence"})
         if self.json and needs_text_b and "text_b" not in self.fields:
@@ -76,7 +77,10 @@ class LineParser:
         return texts[0], texts[1] if self.needs_text_b else None
 
     def _parse_json(self, line: str) -> Tuple[str, Optional[str]]:
-        row = parse_json_object(line)
+        return self.parse_record(parse_json_object(line))
+
+    def parse_record(self, row: Mapping[str, Any]) -> Tuple[str, Optional[str]]:
+        """``(text_a, text_b)`` of one record (a JSON line's object, a Parquet or DataFrame row) through ``fields``."""
         slots = ("text_a", "text_b") if self.needs_text_b else ("text_a",)
         texts = []
         for slot in slots:
@@ -157,7 +161,7 @@ def _parse(parser: LineParser, text: Union[str, DataError]) -> Union[Tuple[str, 
         return exc
 
 
-def _checked(item: Any, path: Path, number: int, on_error: str) -> Any:
+def checked_item(item: Any, path: Path, number: int, on_error: str) -> Any:
     """``item`` unless it is an error: then raise it naming the line, or report it and keep it as a record."""
     if not isinstance(item, DataError):
         return item
@@ -168,17 +172,26 @@ def _checked(item: Any, path: Path, number: int, on_error: str) -> Any:
     return error
 
 
+def prediction_records(predictor: Any, probs: np.ndarray, k: Optional[int] = 1) -> List[Dict[str, Any]]:
+    """``label``, ``score`` and (unless ``k`` is None) ``top_k`` of each row of probabilities, in row order.
+
+    The one record shape of every way to predict (``fewshot-predict``, ``fewshot-serve``, Ray):
+    ``[[0.9, 0.1]]`` → ``[{"label": "news_car", "score": 0.9, "top_k": [{"label": "news_car", "score": 0.9}]}]``;
+    multi-label rows have a list of labels and one score per label, hierarchical rows a node path.
+    """
+    labels = predictor.decode(probs)
+    records = [{"label": label, "score": score} for label, score in zip(labels, predictor.scores(probs, labels))]
+    if k is not None:
+        for record, best in zip(records, top_k(probs, predictor.labels, k)):
+            record["top_k"] = [{"label": name, "score": value} for name, value in best]
+    return records
+
+
 def _predictions(predictor: Any, rows: List[Row], k: int) -> Iterator[Dict[str, Any]]:
     """``label``, ``score`` and ``top_k`` of each row, in row order."""
     if not rows:
         return iter(())
-    probs = predictor.run_rows(rows)
-    labels = predictor.decode(probs)
-    ranked = top_k(probs, predictor.labels, k)
-    return (
-        {"label": label, "score": score, "top_k": [{"label": name, "score": value} for name, value in best]}
-        for label, score, best in zip(labels, predictor.scores(probs, labels), ranked)
-    )
+    return iter(prediction_records(predictor, predictor.run_rows(rows), k))
 
 
 def _predict_chunk(
@@ -189,7 +202,7 @@ def _predict_chunk(
     pairs = [item for _, item in chunk if not isinstance(item, DataError)]
     encoded = iter(predictor.encoder.encode_batch(pairs, return_errors=True))
     items = [(n, item if isinstance(item, DataError) else next(encoded)) for n, item in chunk]
-    items = [(n, _checked(item, path, n, on_error)) for n, item in items]
+    items = [(n, checked_item(item, path, n, on_error)) for n, item in items]
     results = _predictions(predictor, [row for _, row in items if not isinstance(row, DataError)], k)
     for number, item in items:
         failed = isinstance(item, DataError)

@@ -28,7 +28,7 @@ from .manifest import GRAPH_INPUTS, MANIFEST_NAME, ONNX_FILES, OUTPUT_NAME, bund
 from .tokenizer import batch_tokenize, load_wordpiece
 
 
-def _session_options(threads: Optional[int]) -> Any:
+def _session_options(threads: Optional[int], spin: bool = True) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -37,6 +37,8 @@ def _session_options(threads: Optional[int]) -> Any:
     options.intra_op_num_threads = int(threads) if threads else usable_cores()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
@@ -63,6 +65,8 @@ class OnnxPredictor:
     for CPU) or ``fp16`` (for GPU). Texts are sorted by token length and batched, so a batch is
     padded only to its own longest text; results come back in input order. The bundle is checked
     as a whole when it loads (manifest, vocabulary, ids, graph inputs and output size).
+    ``spin=False`` keeps onnxruntime's worker threads from spinning on the cores between runs (a
+    server wants them free for its event loop; a batch job keeps the default).
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class OnnxPredictor:
         threads: Optional[int] = None,
         batch_size: int = 32,
         precision: str = "fp32",
+        spin: bool = True,
     ):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise FewshotError(f"batch_size must be at least 1, got {batch_size}")
@@ -84,7 +89,7 @@ class OnnxPredictor:
         self.labels: List[str] = list(self.task.labels)
         self.batch_size = batch_size
         self.encoder = self._build_encoder()
-        self.session = self._open_session(model_file(self.bundle_dir, self.manifest, precision), providers, threads)
+        self.session = self._open_session(model_file(self.bundle_dir, self.manifest, precision), providers, threads, spin)
 
     @property
     def classes_(self) -> np.ndarray:
@@ -113,12 +118,12 @@ class OnnxPredictor:
             )
         return encoder
 
-    def _open_session(self, path: Path, providers: List[str], threads: Optional[int]) -> Any:
+    def _open_session(self, path: Path, providers: List[str], threads: Optional[int], spin: bool) -> Any:
         """An onnxruntime session for ``path``, whose inputs and output must be the bundle's."""
         import onnxruntime as ort
 
         try:
-            session = ort.InferenceSession(str(path), _session_options(threads), providers=providers)
+            session = ort.InferenceSession(str(path), _session_options(threads, spin), providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
             raise BundleError(f"{path}: cannot load the ONNX model ({exc})") from None
         if providers[0] not in session.get_providers():

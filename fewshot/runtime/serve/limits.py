@@ -1,0 +1,107 @@
+"""Reading a ``POST /v1/predict`` body within the server's limits; every refusal names its limit.
+
+>>> parse_predict_request(b'{"texts": ["球赛"], "top_k": 2}', ServeSettings(), needs_text_b=False)
+PredictRequest(pairs=[('球赛', None)], top_k=2, probabilities=False)
+>>> parse_predict_request(json.dumps({"texts": ["球"] * 200}).encode(), ServeSettings(), False)
+Traceback (most recent call last):
+RequestRejected: 200 texts in one request; the limit is 128 (max_texts)
+
+The texts follow the predictors' one input contract (``fewshot.data.inputs.prediction_pairs``):
+strings, or ``{"text_a": …, "text_b": …}`` objects (or ``[text_a, text_b]`` arrays) for pair templates.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Dict, List, Mapping, Optional
+
+from ...data.inputs import TextPair, prediction_pairs
+from ...data.lines import json_type
+from ...errors import DataError
+from .settings import ServeSettings
+
+REQUEST_KEYS = ("texts", "top_k", "probabilities")
+
+
+class RequestRejected(Exception):
+    """A request the server refuses: its HTTP status, a one-line message, and the limit it broke (if any)."""
+
+    def __init__(self, status: int, message: str, limit: Optional[str] = None, maximum: Optional[float] = None,
+                 headers: Optional[Mapping[str, str]] = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.limit = limit
+        self.maximum = maximum
+        self.headers = dict(headers or {})
+
+    def body(self) -> Dict[str, Any]:
+        """The JSON error: ``{"error": "...", "limit": "max_texts", "max": 128}`` (``limit``/``max`` when one applies)."""
+        body: Dict[str, Any] = {"error": self.message}
+        if self.limit is not None:
+            body.update(limit=self.limit, max=self.maximum)
+        return body
+
+
+@dataclass
+class PredictRequest:
+    """A checked request: the text pairs in order, how many labels to rank, whether to return all probabilities."""
+
+    pairs: List[TextPair]
+    top_k: Optional[int] = None
+    probabilities: bool = False
+
+
+async def read_body(chunks: AsyncIterator[bytes], content_length: Optional[str], settings: ServeSettings) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``settings.max_body_bytes``."""
+    limit = settings.max_body_bytes
+    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+        raise _body_too_large(int(content_length), limit)
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            raise _body_too_large(len(body), limit)
+    return bytes(body)
+
+
+def _body_too_large(size: int, limit: int) -> RequestRejected:
+    return RequestRejected(413, f"request body of {size} bytes; the limit is {limit} (max_body_bytes, from "
+                                "max_texts and max_chars)", "max_body_bytes", limit)
+
+
+def parse_predict_request(body: bytes, settings: ServeSettings, needs_text_b: bool) -> PredictRequest:
+    """A ``PredictRequest`` from a JSON body, or ``RequestRejected``: 413 over ``max_texts``, 422 for a
+    text over ``max_chars`` or anything malformed (the message says what and where)."""
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestRejected(422, f"request body: not valid JSON ({exc})") from None
+    if not isinstance(payload, dict):
+        raise RequestRejected(422, f"request body: expected a JSON object, found {json_type(payload)}")
+    unknown = sorted(set(payload) - set(REQUEST_KEYS))
+    if unknown:
+        raise RequestRejected(422, f"request body: unknown key(s) {', '.join(unknown)} (expected {', '.join(REQUEST_KEYS)})")
+    texts = payload.get("texts")
+    if not isinstance(texts, list):
+        raise RequestRejected(422, f"texts: expected an array of texts, found {json_type(texts)}")
+    if len(texts) > settings.max_texts:
+        raise RequestRejected(413, f"{len(texts)} texts in one request; the limit is {settings.max_texts} (max_texts)",
+                              "max_texts", settings.max_texts)
+    top_k = payload.get("top_k")
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+        raise RequestRejected(422, f"top_k: expected a positive integer, found {json.dumps(top_k)}")
+    probabilities = payload.get("probabilities", False)
+    if not isinstance(probabilities, bool):
+        raise RequestRejected(422, f"probabilities: expected true or false, found {json.dumps(probabilities)}")
+    try:
+        pairs = prediction_pairs(texts, needs_text_b)
+    except DataError as exc:
+        raise RequestRejected(422, f"texts: {exc}") from None
+    for index, pair in enumerate(pairs):
+        longest = max(len(text) for text in pair if text is not None)
+        if longest > settings.max_chars:
+            raise RequestRejected(422, f"texts: input {index}: {longest} characters; the limit is {settings.max_chars} "
+                                       "(max_chars)", "max_chars", settings.max_chars)
+    return PredictRequest(pairs, top_k, probabilities)
