@@ -59,6 +59,7 @@ setup(
             "fewshot-pretrain=fewshot.cli.pretrain:main",
             "fewshot-corpus-stats=fewshot.cli.corpus_stats:main",
             "fewshot-compare=fewshot.cli.compare:main",
+            "fewshot-labelwords=fewshot.cli.labelwords:main",
         ]
     },
 )

@@ -2,8 +2,16 @@
 
     fewshot-train --train train.txt --dev dev.txt --labels label.txt --model ernie-3.0-base-zh --output out/
 
+With ``--unlabeled FILE`` it learns from unlabelled texts too (``fewshot.unlabeled``): members for
+every ``--pattern`` (and ``--member-labels`` set, and seed), their soft labels on the texts, one
+distilled classifier in ``OUT/model`` (members, soft labels and ``report.json`` beside it; rerun
+the same command to resume an interrupted run)::
+
+    fewshot-train ... --output out/ --unlabeled unlabeled.json --pattern T1 --pattern T2 --student-steps 1250
+
 Training options (``--max-steps``, ``--learning-rate``, ``--rdrop`` …) and their defaults are
-generated from ``PromptTrainingArguments``; the classifier's from ``PromptClassifier``'s constants.
+generated from ``PromptTrainingArguments``, the distillation options from ``DistillationConfig``;
+the classifier's from ``PromptClassifier``'s constants.
 """
 
 from __future__ import annotations
@@ -11,15 +19,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from ..classifier import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_TEMPLATE, METHODS, PromptClassifier
-from ..data import DEFAULT_JSON_FIELDS, format_fields, is_json_lines, parse_fields, read_examples
+from ..data import DEFAULT_JSON_FIELDS, Example, format_fields, is_json_lines, parse_fields, read_examples
 from ..prompt.verbalizers import VERBALIZERS
-from ..tasks import DEFAULT_LABEL_DELIMITER, DEFAULT_PATH_DELIMITER, build_task
-from ..template import ENCODERS, set_soft_encoder
+from ..prompt.label_search import LabelWordSearch
+from ..tasks import DEFAULT_LABEL_DELIMITER, DEFAULT_PATH_DELIMITER, build_task, resolve_label_words
+from ..template import DEFAULT_POOLING, ENCODERS, LongText, set_soft_encoder
+from ..tasks.pooling import POOLINGS
 from ..training.arguments import PromptTrainingArguments
 from ..training.progress import LossLines, quiet_paddlenlp
+from ..unlabeled import DistillationConfig, distill
+from ..unlabeled.config import OPTIONS as DISTILLATION_OPTIONS
+from ..unlabeled.distill import MODEL_DIR
 from .common import run
 from .options import add_dataclass_options, dataclass_values
 
@@ -29,6 +42,7 @@ TRAINING_OPTIONS = (
 )
 FLAGS = {"num_train_epochs": "--epochs", "per_device_train_batch_size": "--batch-size", "use_rdrop": "--rdrop",
          "use_rgl": "--rgl"}
+DISTILLATION_FLAGS = {"patterns": "--pattern"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,10 +73,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tune-thresholds", action="store_true",
                    help="multi-label/hierarchical: tune one decision threshold per label on --dev")
     p.add_argument("--max-seq-length", type=int, default=DEFAULT_MAX_SEQ_LENGTH)
+    p.add_argument("--long-text", nargs="?", const=DEFAULT_POOLING, choices=POOLINGS, default=None,
+                   help="classify texts longer than the template's room by overlapping windows whose probabilities "
+                        f"are pooled (default pooling {DEFAULT_POOLING}); training gives every window the text's label")
+    p.add_argument("--window-overlap", type=int, default=None,
+                   help="--long-text: tokens neighbouring windows share (default: a quarter of a window)")
+    p.add_argument("--auto-label-words", action="store_true",
+                   help="choose the label words from the masked LM's predictions on --train (--labels names the "
+                        "labels only); see fewshot-labelwords to review them first")
     default_fields = format_fields(DEFAULT_JSON_FIELDS)
     p.add_argument("--fields", default=default_fields, help=f"JSON-lines field mapping (default {default_fields})")
     p.add_argument("--verbose", action="store_true", help="PaddleNLP's full log, every training argument included")
     add_dataclass_options(p, PromptTrainingArguments, TRAINING_OPTIONS, FLAGS)
+    unlabeled = p.add_argument_group("learning from unlabelled text (with --unlabeled)")
+    unlabeled.add_argument("--unlabeled", help="unlabelled texts: one per line, or JSON lines read with --fields' text_a")
+    add_dataclass_options(unlabeled, DistillationConfig, DISTILLATION_OPTIONS, DISTILLATION_FLAGS)
     return p
 
 
@@ -74,6 +99,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"--calibrate applies to --method zeroshot only, not --method {args.method}")
     if args.tune_thresholds and not (args.dev and (args.multi_label or args.hierarchical)):
         parser.error("--tune-thresholds needs --multi-label or --hierarchical, and --dev")
+    changed = [name for name in DISTILLATION_OPTIONS if getattr(args, name) != parser.get_default(name)]
+    if changed and not args.unlabeled:
+        flags = ", ".join(DISTILLATION_FLAGS.get(n, "--" + n.replace("_", "-")) for n in changed)
+        parser.error(f"{flags} appl{'ies' if len(changed) == 1 else 'y'} to --unlabeled only")
+    if args.window_overlap is not None and not args.long_text:
+        parser.error("--window-overlap applies to --long-text only")
+    if args.unlabeled and (args.tune_thresholds or args.auto_label_words or args.method != "prompt"):
+        parser.error("--unlabeled trains prompt members with given label words; it does not combine with "
+                     "--tune-thresholds, --auto-label-words or --method " + args.method)
     return run(lambda: _train(args), "fewshot-train")
 
 
@@ -91,16 +125,40 @@ def _train(args: argparse.Namespace) -> int:
     dev = read(args.dev) if args.dev else None
     print(f"fewshot-train: {len(train)} training rows{f', {len(dev)} dev rows' if dev else ''}, "
           f"{len(task.labels)} labels ({task.description}); model {args.model}", file=sys.stderr)
+    long_text = LongText(args.long_text, args.window_overlap) if args.long_text else None
+    callbacks = [] if args.verbose else [LossLines()]
+    if args.unlabeled:
+        return _distill(args, task, label_words, template, train, dev, long_text, fields, callbacks)
     clf = PromptClassifier.from_task(
         args.model, task, label_words, template=template, verbalizer=args.verbalizer,
         max_seq_length=args.max_seq_length, method=args.method, calibrate=args.calibrate, seed=args.seed,
+        long_text=long_text, search=LabelWordSearch() if args.auto_label_words else None,
     )
-    metrics = clf.fit(train, eval_data=dev, tune_thresholds=args.tune_thresholds,
-                      callbacks=[] if args.verbose else [LossLines()],
+    metrics = clf.fit(train, eval_data=dev, tune_thresholds=args.tune_thresholds, callbacks=callbacks,
                       **dataclass_values(args, TRAINING_OPTIONS))
     clf.save(args.output)
     print(json.dumps(metrics, indent=2, ensure_ascii=False))
+    if args.auto_label_words:
+        print(f"fewshot-train: label words chosen from the training data: {clf.label_words}", file=sys.stderr)
     print(f"fewshot-train: saved the classifier to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _distill(args: argparse.Namespace, task: Any, label_words: Dict[str, List[str]], template: str,
+             train: List[Example], dev: Optional[List[Example]], long_text: Optional[LongText],
+             fields: Dict[str, str], callbacks: List[Any]) -> int:
+    """``--unlabeled``: members, soft labels, the distilled classifier in ``OUTPUT/model``."""
+    config = DistillationConfig(**dataclass_values(args, DISTILLATION_OPTIONS))
+    unlabeled = read_examples(args.unlabeled, labeled=False, fields=fields if is_json_lines(args.unlabeled) else None)
+    sets = [resolve_label_words(path) for path in config.member_labels]
+    options = {"verbalizer": args.verbalizer, "max_seq_length": args.max_seq_length, "long_text": long_text}
+    training = dataclass_values(args, TRAINING_OPTIONS)
+    result = distill(args.model, task, label_words, train, unlabeled, args.output, config, template=template,
+                     eval_data=dev, label_word_sets=sets, classifier_options=options, training_args=training,
+                     callbacks=callbacks)
+    print(json.dumps(result.report, indent=2, ensure_ascii=False))
+    print(f"fewshot-train: saved the distilled classifier to {result.output / MODEL_DIR} "
+          f"(members, soft labels and report.json in {result.output})", file=sys.stderr)
     return 0
 
 

@@ -45,13 +45,19 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return out.astype("float32")
 
 
+def activate(activation: str, logits: np.ndarray) -> np.ndarray:
+    """``softmax`` (one label per text) or ``sigmoid`` (independent labels) of ``logits``, float32."""
+    return softmax(logits) if activation == "softmax" else sigmoid(logits)
+
+
 class Task(ABC):
     """One task kind. Subclasses set the class attributes and implement the abstract methods.
 
     - ``kind``: its name in configs (``multi_class``, ``multi_label``, ``hierarchical``);
     - ``activation``: ``softmax`` (one label per text) or ``sigmoid`` (independent labels); the
       model's output head, the loss and the exported graph follow it;
-    - ``options``: the optional features it supports (``calibrate``, ``rgl``, ``thresholds``).
+    - ``options``: the optional features it supports (``calibrate``, ``rgl``, ``thresholds``,
+      ``pseudo_labels``: one hard label per unlabelled text, for iPET and self-training).
     """
 
     kind: ClassVar[str]
@@ -83,9 +89,15 @@ class Task(ABC):
     def target(self, label: str) -> Any:
         """A checked gold label's training target (a class id, or a multi-hot list)."""
 
+    @abstractmethod
+    def soft_target(self, label: str) -> List[float]:
+        """A checked gold label as a row of per-column target probabilities, the form soft labels
+        take: one-hot for a softmax task, multi-hot for a sigmoid one. The losses give a one-hot
+        row the loss of its class id, so labelled and soft-labelled rows train together."""
+
     def activate(self, logits: np.ndarray) -> np.ndarray:
         """Probabilities ``[n, labels]`` from the model's logits, as the exported graph computes them."""
-        return softmax(logits) if self.activation == "softmax" else sigmoid(logits)
+        return activate(self.activation, logits)
 
     @abstractmethod
     def decode(self, probs: np.ndarray) -> List[Any]:
@@ -156,6 +168,9 @@ class ThresholdTask(Task):
 
     def target(self, label: str) -> List[float]:
         return self.gold_matrix([label])[0].tolist()
+
+    def soft_target(self, label: str) -> List[float]:
+        return self.target(label)
 
     def target_metrics(self, probs: np.ndarray, targets: np.ndarray) -> Dict[str, float]:
         return multilabel_metrics(apply_thresholds(probs, self.thresholds), np.asarray(targets) > 0.5)
