@@ -105,3 +105,17 @@ def test_fewshot_labelwords_writes_an_editable_label_file(tiny_model_dir, separa
     assert labelwords_main(["--train", str(data), "--model", tiny_model_dir, "--template", TWO_MASKS, "--length", "3",
                             "--output", str(tmp_path / "x.txt")]) == 2
     assert not (tmp_path / "x.txt").exists()
+
+
+def test_fewshot_train_auto_label_words_saves_the_chosen_words(tiny_model_dir, separable_task, tmp_path):
+    from fewshot.cli.train import main as train_main
+
+    train, _, _ = separable_task
+    (tmp_path / "names.txt").write_text("sports\nfinance\nweather\n", encoding="utf-8")
+    (tmp_path / "train.txt").write_text("".join(f"{e.text_a}\t{e.label}\n" for e in train), encoding="utf-8")
+    assert train_main(["--train", str(tmp_path / "train.txt"), "--labels", str(tmp_path / "names.txt"), "--model",
+                       tiny_model_dir, "--template", TWO_MASKS, "--max-steps", "2", "--max-seq-length", "32",
+                       "--output", str(tmp_path / "out"), "--auto-label-words"]) == 0
+    clf = PromptClassifier.load(tmp_path / "out")
+    assert all(len(words) == 1 and len(words[0]) == 2 for words in clf.label_words.values())
+    assert clf.label_word_choice["settings"] == LabelWordSearch().config()

@@ -186,3 +186,18 @@ def test_bundle_runtime_gives_the_classifiers_long_text_probabilities(cue_classi
     (bundle / MANIFEST_NAME).write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(BundleError, match="long_text.*pooling must be one of"):
         OnnxPredictor(bundle)
+
+
+def test_fewshot_train_long_text_saves_the_strategy(tiny_model_dir, separable_task, tmp_path, capsys):
+    from fewshot.cli.train import main as train_main
+
+    train, _, words = separable_task
+    (tmp_path / "label.txt").write_text("".join(f"{k}=={v[0]}\n" for k, v in words.items()), encoding="utf-8")
+    (tmp_path / "train.txt").write_text("".join(f"{e.text_a * 6}\t{e.label}\n" for e in train), encoding="utf-8")
+    common = ["--train", str(tmp_path / "train.txt"), "--labels", str(tmp_path / "label.txt"), "--model",
+              tiny_model_dir, "--template", TEMPLATE, "--max-steps", "2", "--max-seq-length", "32"]
+    assert train_main([*common, "--output", str(tmp_path / "out"), "--long-text", "max", "--window-overlap", "4"]) == 0
+    assert PromptClassifier.load(tmp_path / "out").long_text == LongText(pooling="max", overlap=4)
+    with pytest.raises(SystemExit):
+        train_main([*common, "--output", str(tmp_path / "x"), "--window-overlap", "4"])
+    assert "--window-overlap applies to --long-text only" in capsys.readouterr().err

@@ -127,12 +127,26 @@ def test_resume_after_an_interruption_does_not_retrain_finished_members(tiny_mod
     assert again.report["student"] == result.report["student"]
 
 
-def test_a_rerun_with_other_settings_is_refused(tiny_model_dir, separable_task, tmp_path):
-    config = DistillationConfig(patterns=[T1], student_steps=5)
-    _run(tiny_model_dir, separable_task, tmp_path / "run", config, training_args={"max_steps": 5})
-    with pytest.raises(FewshotError, match="other config, members"):
-        _run(tiny_model_dir, separable_task, tmp_path / "run", DistillationConfig(patterns=[T2], student_steps=5),
-             training_args={"max_steps": 5})
+def test_runs_share_members_and_refuse_members_made_otherwise(tiny_model_dir, separable_task, tmp_path, monkeypatch):
+    calls = []
+    original = PromptClassifier.fit
+    monkeypatch.setattr(PromptClassifier, "fit", lambda self, *a, **k: (calls.append(self.template.text),
+                                                                       original(self, *a, **k))[1])
+    steps = {"max_steps": 5}
+    _run(tiny_model_dir, separable_task, tmp_path / "run", DistillationConfig(patterns=[T1, T2], student_steps=5),
+         training_args=steps)
+    assert len(calls) == 3
+    calls.clear()  # only the student's settings change: only the student is trained again
+    _run(tiny_model_dir, separable_task, tmp_path / "run", DistillationConfig(patterns=[T1, T2], student_steps=6),
+         training_args=steps)
+    assert calls == [T1]
+    calls.clear()  # a second generation reuses the first
+    result = _run(tiny_model_dir, separable_task, tmp_path / "run",
+                  DistillationConfig(patterns=[T1, T2], generations=2, student_steps=6), training_args=steps)
+    assert calls == [T1, T2, T1] and sorted(result.report["member_metrics"]) == ["g1-0", "g1-1"]
+    with pytest.raises(FewshotError, match="member\\(s\\) g0-0, g0-1 were trained with other settings"):
+        _run(tiny_model_dir, separable_task, tmp_path / "run", DistillationConfig(patterns=[T2, T1], student_steps=5),
+             training_args=steps)
 
 
 def test_ipet_generations_and_self_training_train_on_confident_pseudo_labels(tiny_model_dir, separable_task, tmp_path,
@@ -205,8 +219,8 @@ def test_fewshot_train_unlabeled_writes_the_run_and_the_distilled_classifier(tin
     assert clf.template.text == T1
     assert train_main(argv) == 0  # resumes: everything is there
     assert "distillation: training" not in capsys.readouterr().err
-    assert train_main([*argv[:-12], "--temperature", "3"]) == 2
-    assert "holds a distillation run with other" in capsys.readouterr().err
+    assert train_main([*argv[:-4], "--max-steps", "21", "--learning-rate", "5e-3", "--max-seq-length", "32"]) == 2
+    assert "were trained with other settings" in capsys.readouterr().err
 
 
 def test_distillation_options_need_unlabeled(capsys):

@@ -2,7 +2,7 @@
 
 PET / iPET (Schick & Schütze 2021) in three resumable phases, everything under one run directory::
 
-    OUTPUT/run.json                 what the run is (settings, data fingerprints); a rerun must match it
+    OUTPUT/run.json                 fingerprints of each member's and the student's settings and data
     OUTPUT/members/g0-0/ ...        each member: a saved PromptClassifier (atomic)
     OUTPUT/soft_labels/g0-0.npz     each member's probabilities on the unlabelled (and eval) texts
     OUTPUT/soft_labels/g0.npz       the generation's soft labels: the members' mean tempered distribution
@@ -23,7 +23,10 @@ PET / iPET (Schick & Schütze 2021) in three resumable phases, everything under 
 
 Each finished member, prediction file and the student are written atomically, so an interrupted
 run loses at most the member or phase in progress; rerunning with the same output resumes (a
-finished member is not retrained). Softmax tasks support everything; sigmoid tasks (multi-label,
+finished member is not retrained). Runs may share a directory where they share members: a run
+with more generations, or a subset of the members, reuses the finished ones, and a run that
+changes only the student's settings retrains only the student; a member of the same name made
+with other settings or data is refused. Softmax tasks support everything; sigmoid tasks (multi-label,
 hierarchical) distil on per-label soft probabilities, and refuse pseudo-labels (iPET generations,
 self-training), which need one label per text.
 
@@ -65,6 +68,8 @@ REPORT_NAME = "report.json"
 MODEL_DIR = "model"
 MEMBERS_DIR = "members"
 SOFT_LABELS_DIR = "soft_labels"
+STUDENT_KEYS = ("labeled_repeats", "pseudo_labels", "temperature")
+"""DistillationConfig fields (besides ``student_*``) that change what the student learns."""
 LABEL_CHUNK = 2048
 """Unlabelled texts predicted per step of the labelling bar."""
 
@@ -172,49 +177,83 @@ class Distillation:
     def soft_labels_file(self, generation: int) -> Path:
         return self.output / SOFT_LABELS_DIR / f"g{generation}.npz"
 
-    def describe(self) -> Dict[str, Any]:
-        """What makes this run this run: a rerun with other settings or data must not reuse its files."""
-        return {
-            "model": self.model,
-            "template": self.template,
-            "task": self.task.config(),
-            "labels": self.task.labels,
-            "label_words": self.label_words,
-            "config": {k: v for k, v in self.config.config().items() if k != "keep_members"},
-            "members": [[{"name": m.name, "template": m.template, "label_words": m.label_words, "seed": m.seed}
-                         for m in generation] for generation in self.members],
-            "classifier_options": self.classifier_options,
-            "training_args": self.training_args,
-            "data": {
-                "train": fingerprint([[e.text_a, e.text_b, e.label] for e in self.train]),
-                "unlabeled": fingerprint(_texts(self.unlabeled)),
-                "eval": fingerprint([[e.text_a, e.text_b, e.label] for e in self.eval_data]),
-                "train_rows": len(self.train), "unlabeled_rows": len(self.unlabeled),
-                "eval_rows": len(self.eval_data),
-            },
-        }
+    def fingerprints(self) -> Tuple[Dict[str, str], str]:
+        """A fingerprint per member (what its files were made from) and one of the student.
 
-    def check_run_file(self) -> None:
-        """Write ``run.json``, or check that an existing one describes this same run."""
+        A member's covers the model, task, template, label words, seed, classifier and training
+        options and the data it was trained on and predicted (iPET members also the previous
+        generation's fingerprints, the temperature and the growth); the student's covers the last
+        generation's members and every student setting.
+        """
+        base = {
+            "model": self.model, "task": self.task.config(), "labels": self.task.labels,
+            "classifier_options": self.classifier_options, "training_args": self.training_args,
+            "train": fingerprint([[e.text_a, e.text_b, e.label] for e in self.train]),
+            "unlabeled": fingerprint(_texts(self.unlabeled)),
+            "eval": fingerprint([[e.text_a, e.text_b, e.label] for e in self.eval_data]),
+        }
+        members: Dict[str, str] = {}
+        previous: List[str] = []
+        for generation in self.members:
+            current = []
+            for m in generation:
+                spec = {**base, "template": m.template, "label_words": m.label_words, "seed": m.seed}
+                if m.generation:
+                    spec.update(index=m.index, previous=previous, temperature=self.config.temperature,
+                                ipet_growth=self.config.ipet_growth)
+                members[m.name] = fingerprint(spec)
+                current.append(members[m.name])
+            previous = current
+        settings = {k: v for k, v in self.config.config().items() if k.startswith("student_") or k in STUDENT_KEYS}
+        student = fingerprint({**base, "members": previous, "settings": settings,
+                               "template": self.student_template()})
+        return members, student
+
+    def read_run_file(self) -> Dict[str, Any]:
         path = self.output / RUN_NAME
-        described = json.loads(json.dumps(self.describe(), ensure_ascii=False, default=str))
-        if path.is_file():
-            previous = json.loads(path.read_text(encoding="utf-8"))
-            changed = sorted(k for k in set(previous) | set(described) if previous.get(k) != described.get(k))
-            if changed:
-                raise FewshotError(
-                    f"{self.output}: holds a distillation run with other {', '.join(changed)}; "
-                    "rerun with the same settings and data to resume it, or choose another output directory"
-                )
-            return
+        if not path.is_file():
+            return {"members": {}, "student": None}
+        try:
+            run = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise FewshotError(f"{path}: not valid JSON ({exc}); remove the directory to start afresh") from None
+        if not isinstance(run, dict) or not isinstance(run.get("members"), dict):
+            raise FewshotError(f"{path}: not a distillation run file; remove the directory to start afresh")
+        return run
+
+    def write_run_file(self, run: Dict[str, Any]) -> None:
         self.output.mkdir(parents=True, exist_ok=True)
-        with atomic_file(path) as tmp:
-            tmp.write_text(json_text(described), encoding="utf-8")
+        with atomic_file(self.output / RUN_NAME) as tmp:
+            tmp.write_text(json_text(run), encoding="utf-8")
+
+    def check_run_file(self) -> Dict[str, Any]:
+        """Refuse a run directory whose members were made with other settings or data; record ours.
+
+        Members of the same name and fingerprint are reused (resume, or another run sharing them:
+        more generations, a subset of the members, other student settings); the student is
+        retrained when its settings changed.
+        """
+        run = self.read_run_file()
+        members, student = self.fingerprints()
+        conflicts = [m.name for generation in self.members for m in generation
+                     if run["members"].get(m.name, members[m.name]) != members[m.name]
+                     and (self.predictions_file(m).exists() or self.member_dir(m).exists())]
+        if conflicts:
+            raise FewshotError(
+                f"{self.output}: member(s) {', '.join(conflicts)} were trained with other settings or data "
+                "(templates, label words, seeds, training options, texts); rerun with the same settings to resume, "
+                "or choose another output directory"
+            )
+        run["members"].update(members)
+        run["plan"] = [[m.name for m in generation] for generation in self.members]
+        self.write_run_file(run)
+        self.student_fingerprint = student
+        return run
 
     # -- phases --------------------------------------------------------------------------------------
 
     def run(self) -> DistillationResult:
-        self.check_run_file()
+        self.run_file = self.check_run_file()
         member_probs: List[Dict[str, np.ndarray]] = []
         for generation in self.members:
             member_probs = self.run_generation(generation, member_probs)
@@ -321,11 +360,11 @@ class Distillation:
     def distil(self, soft: np.ndarray) -> PromptClassifier:
         """The distilled classifier: loaded when a previous run finished it, else trained and saved."""
         directory = self.output / MODEL_DIR
-        if (directory / CONFIG_NAME).is_file():
+        if (directory / CONFIG_NAME).is_file() and self.run_file.get("student") == self.student_fingerprint:
             return PromptClassifier.load(directory)
         began = time.perf_counter()
         model = self.config.student_model or self.model
-        template = self.config.student_template or self.members[0][0].template
+        template = self.student_template()
         student = PromptClassifier.from_task(model, self.task, self.members[0][0].label_words, template=template,
                                              seed=int(self.training_args.get("seed", 42)), **self.classifier_options)
         if self.progress:
@@ -334,8 +373,13 @@ class Distillation:
         student.fit(self.train, callbacks=self.callbacks, soft_targets=self.student_targets(soft),
                     labeled_repeats=self.config.labeled_repeats, **self.student_args())
         student.save(directory)
+        self.run_file["student"] = self.student_fingerprint
+        self.write_run_file(self.run_file)
         self.timings["distillation"] = time.perf_counter() - began
         return student
+
+    def student_template(self) -> str:
+        return self.config.student_template or self.members[0][0].template
 
     def report(self, member_probs: List[Dict[str, np.ndarray]], student: PromptClassifier) -> Dict[str, Any]:
         """Eval metrics of each member of the last generation, of their ensemble and of the student,
