@@ -112,9 +112,10 @@ class PromptClassifier:
     ``label_words="auto"`` (or a ``LabelWordSearch``) chooses the label words from the masked LM's
     predictions on the training data when ``fit`` first runs (``fewshot.prompt.label_search``);
     ``labels`` then names the labels only (``["news_car", ...]``, or a file of bare labels).
-    ``long_text=True`` (or a pooling name, or ``{"pooling": ..., "overlap": ...}``) classifies a
-    text longer than the template's room by overlapping windows whose probabilities are pooled
-    (``fewshot.template.windows``); training gives every window the text's label.
+    ``long_text=True`` (or a pooling name, or ``{"pooling": ..., "overlap": ..., "training": ...}``)
+    classifies a text longer than the template's room by overlapping windows whose probabilities
+    are pooled (``fewshot.template.windows``); a long labelled text trains on all its windows,
+    pooled (default) or each window with the text's label.
 
     Every bad argument is a ``FewshotError`` raised before the pretrained model loads.
     """
@@ -319,8 +320,23 @@ class PromptClassifier:
                 row["labels"] = target(examples[owner].label)
         return rows
 
-    def _soft_rows(self, soft_targets: Tuple[DataArg, Any]) -> List[Dict[str, Any]]:
-        """Rows of unlabelled texts trained toward given distributions ``[texts, labels]``."""
+    def _training_items(self, examples: Sequence[Example], targets: Sequence[Any]) -> List[Dict[str, Any]]:
+        """What the trainer reads for examples and their targets: a row per text, or with ``long_text``
+        a row per window (``training="windows"``) or an item per text holding its windows (``"pooled"``)."""
+        pairs = [(e.text_a, e.text_b) for e in examples]
+        encoded = self.template.encoder.encode_texts(pairs, self.long_text)
+        if self.long_text is not None and self.long_text.training == "pooled":
+            return [{"windows": rows, "labels": target} for rows, target in zip(encoded, targets)]
+        return [{**row, "labels": target} for rows, target in zip(encoded, targets) for row in rows]
+
+    def _labelled_items(self, data: DataArg, soft: bool = False) -> List[Dict[str, Any]]:
+        """Training items of labelled data; ``soft`` writes the targets as distributions."""
+        examples = self._examples(data)
+        target = self.task.soft_target if soft else self.task.target
+        return self._training_items(examples, [target(e.label) for e in examples])
+
+    def _soft_items(self, soft_targets: Tuple[DataArg, Any]) -> List[Dict[str, Any]]:
+        """Training items of unlabelled texts trained toward given distributions ``[texts, labels]``."""
         data, probs = soft_targets
         examples = self._examples(data, labeled=False)
         probs = np.asarray(probs, dtype="float32")
@@ -329,10 +345,7 @@ class PromptClassifier:
                                f"[{len(examples)} texts, {len(self.labels)} labels]")
         if not np.isfinite(probs).all() or (probs < 0).any() or (probs > 1).any():
             raise FewshotError("fit: soft targets must be probabilities in [0, 1]")
-        rows, sizes = self._encoded(examples)
-        for row, target in zip(rows, np.repeat(probs, sizes, axis=0)):
-            row["labels"] = target.tolist()
-        return rows
+        return self._training_items(examples, probs.tolist())
 
     def fit(
         self,
@@ -375,10 +388,10 @@ class PromptClassifier:
             if self.method == "zeroshot":
                 return self._fit_zeroshot(train, eval_data)
             soft = soft_targets is not None
-            train_rows = self.encode(self._examples(train), with_labels=True, soft=soft) * labeled_repeats
+            train_rows = self._labelled_items(train, soft=soft) * labeled_repeats
             if soft:
-                train_rows += self._soft_rows(soft_targets)
-            eval_rows = self.encode(self._examples(eval_data), with_labels=True) if eval_data else None
+                train_rows += self._soft_items(soft_targets)
+            eval_rows = self._labelled_items(eval_data) if eval_data else None
             self._init_label_bias(train_rows, args.per_device_eval_batch_size)
             with preserved_random_state():
                 trainer = PromptTrainer(
@@ -407,6 +420,7 @@ class PromptClassifier:
         head = getattr(self.model, "verbalizer", None)
         if not isinstance(head, SigmoidHead) or not head.is_fresh():
             return
+        rows = [{**window, "labels": row["labels"]} for row in rows for window in row.get("windows", [row])]
         logits = self._logits(rows, batch_size)
         bias = prior_bias(logits, np.array([row["labels"] for row in rows]), head.bias.numpy())
         head.bias.set_value(paddle.to_tensor(bias))

@@ -168,7 +168,7 @@ def test_bundle_runtime_gives_the_classifiers_long_text_probabilities(cue_classi
     on, _ = cue_classifiers
     bundle = on.export(tmp_path / "bundle")
     manifest = read_manifest(bundle)
-    assert manifest["long_text"] == {"pooling": "logprob_mean", "overlap": None}
+    assert manifest["long_text"] == {"pooling": "logprob_mean", "overlap": None, "training": "pooled"}
     assert manifest["format_version"] == 2
     texts = [_neutral(separable_task, n) + CUES[label] for n in (10, 45, 90) for label in CUES]
     predictor = OnnxPredictor(bundle, batch_size=3)
@@ -201,3 +201,46 @@ def test_fewshot_train_long_text_saves_the_strategy(tiny_model_dir, separable_ta
     with pytest.raises(SystemExit):
         train_main([*common, "--output", str(tmp_path / "x"), "--window-overlap", "4"])
     assert "--window-overlap applies to --long-text only" in capsys.readouterr().err
+
+
+def test_pooled_training_scores_a_text_by_its_windows_mean_log_probabilities(cue_classifiers, separable_task):
+    import paddle
+
+    from fewshot.training.arguments import PromptTrainingArguments
+    from fewshot.training.trainer import PromptTrainer, make_collator
+
+    on, _ = cue_classifiers
+    examples = [Example(_neutral(separable_task, 45) + "雨雪风", label="weather"), Example("球赛", label="sports")]
+    items = on._training_items(examples, [on.task.target(e.label) for e in examples])
+    assert [len(item["windows"]) for item in items] == [3, 1]
+    batch = make_collator(on.tokenizer.pad_token_id)(items)
+    np.testing.assert_allclose(batch["window_weights"], [[1 / 3] * 3 + [0], [0, 0, 0, 1]], atol=1e-7)
+    assert batch["labels"].tolist() == [2, 0]
+    trainer = PromptTrainer(model=on.model, args=PromptTrainingArguments(output_dir="/tmp/unused"), task=on.task)
+    on.model.eval()
+    tensors = {k: paddle.to_tensor(v) for k, v in batch.items()}
+    loss = float(trainer.compute_loss(on.model, tensors))
+    logits = on._logits([w for item in items for w in item["windows"]], 8).astype("float64")
+    logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    pooled = np.stack([logp[:3].mean(axis=0), logp[3]])
+    pooled -= np.log(np.exp(pooled).sum(axis=1, keepdims=True))
+    assert loss == pytest.approx(-(pooled[0, 2] + pooled[1, 0]) / 2, rel=1e-5)
+
+
+def test_window_training_gives_every_window_the_label(tiny_model_dir, separable_task):
+    train, _, words = separable_task
+    clf = PromptClassifier(tiny_model_dir, labels=words, template=TEMPLATE, max_seq_length=32, seed=0,
+                           long_text={"training": "windows"})
+    text = _neutral(separable_task, 45) + "雨雪风"
+    items = clf._training_items([Example(text, label="weather")], [2])
+    assert len(items) == 3 and all(item["labels"] == 2 and "windows" not in item for item in items)
+    clf.fit([(text, "weather"), *[(e.text_a, e.label) for e in train]], max_steps=2, seed=0, **FAST)
+
+
+def test_pooled_training_runs_with_rdrop_and_rgl(tiny_model_dir, separable_task):
+    train, _, words = separable_task
+    clf = PromptClassifier(tiny_model_dir, labels=words, template=TEMPLATE, max_seq_length=32, seed=0, long_text=True)
+    rows = [(_neutral(separable_task, 40) + e.text_a, e.label) for e in train[:8]]
+    metrics = clf.fit(rows, eval_data=rows, max_steps=3, per_device_train_batch_size=4, use_rdrop=True, use_rgl=True,
+                      seed=0, **FAST)
+    assert np.isfinite(metrics["train_loss"]) and 0 <= metrics["eval_accuracy"] <= 1

@@ -227,3 +227,24 @@ def test_distillation_options_need_unlabeled(capsys):
     with pytest.raises(SystemExit):
         train_main(["--train", "t", "--labels", "l", "--model", "m", "--output", "o", "--pattern", T1])
     assert "--pattern applies to --unlabeled only" in capsys.readouterr().err
+
+
+def test_rdrop_loss_takes_soft_targets_like_class_ids(tiny_model_dir, separable_task):
+    import paddle
+
+    from fewshot.training.arguments import PromptTrainingArguments
+    from fewshot.training.trainer import PromptTrainer, make_collator
+
+    train, _, words = separable_task
+    label_words, task = build_task(words)
+    clf = PromptClassifier.from_task(tiny_model_dir, task, label_words, template=T1, seed=0, **OPTIONS)
+    trainer = PromptTrainer(model=clf.model, args=PromptTrainingArguments(output_dir="/tmp/unused", use_rdrop=True),
+                            task=task)
+    losses = []
+    for soft in (False, True):
+        batch = make_collator(0)(clf.encode(train[:8], with_labels=True, soft=soft))
+        assert batch["labels"].dtype == (np.float32 if soft else np.int64)
+        clf.model.train()
+        paddle.seed(3)
+        losses.append(float(trainer.compute_loss(clf.model, {k: paddle.to_tensor(v) for k, v in batch.items()})))
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)

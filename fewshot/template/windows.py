@@ -25,17 +25,28 @@ DEFAULT_POOLING = "logprob_mean"
 """Measured on IFLYTEK (docs/fewclue.md, long-text pooling): the best of the three poolings there."""
 
 
+TRAININGS = ("pooled", "windows")
+"""How a long labelled text trains: ``pooled`` — one example whose windows' mean log-probabilities
+meet the label (as ``logprob_mean`` pools them at prediction); ``windows`` — every window its own
+example with the text's label."""
+DEFAULT_TRAINING = "pooled"
+
+
 @dataclass(frozen=True)
 class LongText:
     """How texts longer than the template's room are classified: window ``overlap`` (tokens; None:
-    a quarter of the window) and the ``pooling`` of the window probabilities (one of ``POOLINGS``)."""
+    a quarter of the window), the ``pooling`` of the window probabilities (one of ``POOLINGS``) and
+    how long labelled texts train (one of ``TRAININGS``; the runtime ignores it)."""
 
     pooling: str = DEFAULT_POOLING
     overlap: Optional[int] = None
+    training: str = DEFAULT_TRAINING
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
             raise FewshotError(f"long_text: pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        if self.training not in TRAININGS:
+            raise FewshotError(f"long_text: training must be one of {', '.join(TRAININGS)}, got {self.training!r}")
         if self.overlap is not None and (
             not isinstance(self.overlap, int) or isinstance(self.overlap, bool) or self.overlap < 0
         ):
@@ -47,7 +58,7 @@ class LongText:
         return max(0, min(overlap, size - 1))
 
     def config(self) -> dict:
-        """JSON-ready: ``{"pooling": "logprob_mean", "overlap": null}``."""
+        """JSON-ready: ``{"pooling": "logprob_mean", "overlap": null, "training": "pooled"}``."""
         return asdict(self)
 
     @classmethod
@@ -68,13 +79,13 @@ class LongText:
             if isinstance(value, str):
                 return cls(pooling=value)
             if isinstance(value, dict):
-                unknown = sorted(set(value) - {"pooling", "overlap"})
+                unknown = sorted(set(value) - {"pooling", "overlap", "training"})
                 if unknown:
                     raise FewshotError(f"long_text: unknown key(s) {', '.join(unknown)}")
                 return cls(**value)
         except FewshotError as exc:
             raise error(f"{where}: {exc}") from None
-        raise error(f"{where}: long_text must be true, a pooling name or an object with pooling/overlap, "
+        raise error(f"{where}: long_text must be true, a pooling name or an object with pooling/overlap/training, "
                     f"got {value!r}")
 
 

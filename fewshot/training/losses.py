@@ -76,6 +76,16 @@ def bernoulli_rdrop_loss(logits_a: paddle.Tensor, logits_b: paddle.Tensor) -> pa
     return 0.5 * diff.sum(axis=-1).mean()
 
 
+def pool_window_logits(logits: paddle.Tensor, weights: paddle.Tensor, activation: str) -> paddle.Tensor:
+    """Logits of texts from the logits of their windows, ``weights`` ``[texts, windows]`` holding ``1/k``
+    for a text's ``k`` windows: the mean of the windows' log-probabilities (softmax) or log odds
+    (sigmoid) — the differentiable form of ``fewshot.tasks.pooling``'s ``logprob_mean``, so that a
+    long text trains as it is predicted. ``[windows, labels]`` → ``[texts, labels]``."""
+    if activation == "softmax":
+        logits = logits - paddle.logsumexp(logits, axis=-1, keepdim=True)
+    return paddle.matmul(weights.astype(logits.dtype), logits)
+
+
 @dataclass(frozen=True)
 class Objective:
     """A task activation's training loss and the R-Drop consistency loss between two dropout passes."""

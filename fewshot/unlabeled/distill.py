@@ -58,6 +58,7 @@ from ..data import Example, to_examples
 from ..documents import json_text
 from ..errors import FewshotError
 from ..tasks import Task
+from ..training.arguments import PromptTrainingArguments
 from .config import DistillationConfig
 from .soft_labels import class_counts, confident_rows, ensemble_soft_labels, load_arrays, one_hot, save_arrays
 
@@ -72,6 +73,7 @@ STUDENT_KEYS = ("labeled_repeats", "pseudo_labels", "temperature")
 """DistillationConfig fields (besides ``student_*``) that change what the student learns."""
 LABEL_CHUNK = 2048
 """Unlabelled texts predicted per step of the labelling bar."""
+PREDICT_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,8 @@ class Distillation:
             task.require("pseudo_labels", "iPET generations and self-training (pseudo_labels)")
         if not self.unlabeled:
             raise FewshotError("distillation: no unlabelled texts")
-        self.members = plan_members(config, template, sets, int(self.training_args.get("seed", 42)))
+        self.seed = int(self.training_args.get("seed", PromptTrainingArguments.seed))
+        self.members = plan_members(config, template, sets, self.seed)
         self.timings: Dict[str, float] = {}
 
     # -- files ---------------------------------------------------------------------------------------
@@ -318,12 +321,12 @@ class Distillation:
         began = time.perf_counter()
         texts = _texts(self.unlabeled)
         chunks = range(0, len(texts), LABEL_CHUNK)
-        parts = [clf.predict_proba(texts[start : start + LABEL_CHUNK], batch_size=64)
+        parts = [clf.predict_proba(texts[start : start + LABEL_CHUNK], batch_size=PREDICT_BATCH)
                  for start in tqdm(chunks, desc=f"labelling with {member.name}", disable=not self.progress,
                                    file=sys.stderr, unit="chunk", leave=False)]
         arrays = {"unlabeled": np.concatenate(parts)}
         if self.eval_data:
-            arrays["eval"] = clf.predict_proba(_texts(self.eval_data), batch_size=64)
+            arrays["eval"] = clf.predict_proba(_texts(self.eval_data), batch_size=PREDICT_BATCH)
         save_arrays(self.predictions_file(member), arrays)
         if not self.config.keep_members:
             shutil.rmtree(self.member_dir(member), ignore_errors=True)
@@ -366,7 +369,7 @@ class Distillation:
         model = self.config.student_model or self.model
         template = self.student_template()
         student = PromptClassifier.from_task(model, self.task, self.members[0][0].label_words, template=template,
-                                             seed=int(self.training_args.get("seed", 42)), **self.classifier_options)
+                                             seed=self.seed, **self.classifier_options)
         if self.progress:
             print(f"distillation: training the student on {len(soft)} soft-labelled texts "
                   f"({self.config.student_steps} steps)", file=sys.stderr)
@@ -397,7 +400,7 @@ class Distillation:
             ensemble = ensemble_soft_labels(self.task.activation, [p["eval"] for p in member_probs],
                                             self.config.temperature)
             report["ensemble"] = self.task.metrics(ensemble, gold)
-            report["student"] = student.evaluate(self.eval_data, batch_size=64)
+            report["student"] = student.evaluate(self.eval_data, batch_size=PREDICT_BATCH)
         with atomic_file(self.output / REPORT_NAME) as tmp:
             tmp.write_text(json_text(report), encoding="utf-8")
         return report
