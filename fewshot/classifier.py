@@ -244,9 +244,12 @@ class PromptClassifier:
         search = search or self.pending_search or LabelWordSearch()
         examples = self._examples(train)
         rows, sizes = self._encoded(examples)
-        membership = np.repeat(np.array([self.task.soft_target(e.label) for e in examples]), sizes, axis=0)
-        choice = search_label_words(self._plm, self.tokenizer, rows, membership, self.labels, search,
-                                    self.template.num_masks, batch_size)
+        targets = np.array([self.task.soft_target(e.label) for e in examples])
+        tokenize = self.template.encoder.tokenize
+        texts = [a + b for a, b in zip(tokenize([e.text_a for e in examples]),
+                                       tokenize([e.text_b or "" for e in examples]))]
+        choice = search_label_words(self._plm, self.tokenizer, rows, np.repeat(targets, sizes, axis=0), self.labels,
+                                    search, self.template.num_masks, batch_size, texts, targets)
         self.label_words = choice.label_words
         self.label_word_choice = choice.config()
         self.pending_search = None

@@ -9,16 +9,20 @@ and candidate character ``c``::
     B = mean over the other texts of log P_s(c | text)    how likely it is anyway
     slot score = A - B                                    log-likelihood ratio
 
-Only the ``candidates`` characters with the highest ``A`` at a slot are scored (LM-BFF's pruning:
-a rare character whose ratio is high by chance is never proposed). A word fills the first
-``length`` slots, one character each, and scores the mean of its characters' slot scores — the
-verbalizer scores a word by the mean of its characters' log-probabilities, so this is the mean
-difference between the word's logit on the label's texts and on the others. Words are built by a
-beam over the slots and must read back as the same tokens; every label gets its ``top`` best
-words, no word given to two labels (the better-scoring label keeps it). Candidates are the
-vocabulary's single-token words of letters (CJK characters, or whole words in an English
-vocabulary), never special tokens, ``##`` pieces, single Latin letters, digits or punctuation. Label names are not
-used, so English ids (``news_car``) and long phrases work alike.
+Not every character is scored (the ratio of a character the model never predicts is noise): the
+candidates of a label at a slot are its ``candidates`` most likely characters there (LM-BFF's
+pruning) and the characters that occur in at least ``min_texts`` of the label's own texts. A small
+model's most likely characters at a mask are function characters (不, 好, 了, 吗 for every TNEWS
+label with zh-ernie-tiny), while the topical ones (车 in car news) occur in the texts and get a
+positive ratio there. A word fills the first ``length`` slots with distinct characters and scores
+the mean of its characters' slot scores — the verbalizer scores a word by the mean of its
+characters' log-probabilities, so this is the mean difference between the word's logit on the
+label's texts and on the others. Words are built by a beam over the slots and must read back as
+the same tokens; every label gets its ``top`` best words, no word given to two labels (the
+better-scoring label keeps it). Candidates are the vocabulary's single-token words of letters (CJK
+characters, or whole words in an English vocabulary), never special tokens, ``##`` pieces, single
+Latin letters, digits or punctuation. Label names are not used, so English ids (``news_car``) and
+long phrases work alike.
 
 >>> choice = search_label_words(plm, tokenizer, rows, membership, labels, LabelWordSearch(top=2))
 >>> choice.label_words["news_car"]
@@ -42,18 +46,21 @@ from .verbalizers import LMHeadTransform
 
 @dataclass(frozen=True)
 class LabelWordSearch:
-    """Settings of the search: ``top`` words per label, ``candidates`` characters scored per slot and
-    label, ``length`` characters per word (None: the template's number of ``[MASK]`` slots)."""
+    """Settings of the search: ``top`` words per label; the characters scored at a slot for a label:
+    its ``candidates`` most likely ones there and those in at least ``min_texts`` of the label's
+    texts (0: none); ``length`` characters per word (None: the template's number of ``[MASK]`` slots)."""
 
     top: int = 1
-    candidates: int = 100
+    candidates: int = 10
+    min_texts: int = 2
     length: Optional[int] = None
 
     def __post_init__(self) -> None:
-        for name in ("top", "candidates"):
+        for name in ("top", "candidates", "min_texts"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise FewshotError(f"label word search: {name} must be a positive integer, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "min_texts" else 1):
+                raise FewshotError(f"label word search: {name} must be a {'non-negative' if name == 'min_texts' else 'positive'} "
+                                   f"integer, got {value!r}")
         if self.length is not None and (not isinstance(self.length, int) or self.length < 1):
             raise FewshotError(f"label word search: length must be a positive integer, got {self.length!r}")
 
@@ -127,15 +134,25 @@ def slot_log_prob_sums(
     return per_label, total
 
 
+def text_counts(texts: Sequence[Sequence[int]], membership: np.ndarray, vocab_size: int) -> np.ndarray:
+    """``[labels, vocab]``: in how many of each label's texts (token ids) every token occurs."""
+    counts = np.zeros([membership.shape[1], vocab_size], dtype="float64")
+    for ids, member in zip(texts, membership):
+        present = np.unique(np.asarray(ids, dtype="int64"))
+        counts[:, present] += np.asarray(member, dtype="float64")[:, None]
+    return counts
+
+
 def select_label_words(
     per_label: np.ndarray, total: np.ndarray, counts: np.ndarray, num_rows: int, labels: Sequence[str],
     candidate_ids: np.ndarray, candidate_strings: Sequence[str], settings: LabelWordSearch,
-    check_word: Any = None,
+    check_word: Any = None, in_texts: Optional[np.ndarray] = None,
 ) -> Tuple[Dict[str, List[str]], Dict[str, List[float]]]:
     """The ``top`` words of each label from the log-probability sums (see the module docstring).
 
     ``counts[y]`` is the number of the ``num_rows`` rows with label ``y``; ``check_word(word, ids)``
-    (optional) says whether a joined word reads back as those token ids.
+    (optional) says whether a joined word reads back as those token ids; ``in_texts[y, j]`` is the
+    number of label ``y``'s texts that hold candidate ``j`` (see :func:`text_counts`).
     """
     slots = per_label.shape[1]
     beams: Dict[str, List[Tuple[float, Tuple[int, ...]]]] = {}
@@ -147,8 +164,13 @@ def select_label_words(
         a = per_label[y][:, candidate_ids] / inside
         b = (total[:, candidate_ids] - per_label[y][:, candidate_ids]) / max(outside, 1)
         options = []
+        frequent = np.zeros(len(candidate_ids), dtype=bool)
+        if in_texts is not None and settings.min_texts:
+            frequent = in_texts[y] >= min(settings.min_texts, inside)
         for s in range(slots):
-            keep = np.argsort(-a[s], kind="stable")[: settings.candidates]
+            likely = np.zeros(len(candidate_ids), dtype=bool)
+            likely[np.argsort(-a[s], kind="stable")[: settings.candidates]] = True
+            keep = np.flatnonzero(likely | frequent)
             ratio = a[s, keep] - b[s, keep] if outside > 0 else a[s, keep]
             order = np.argsort(-ratio, kind="stable")
             options.append([(float(ratio[j]), int(keep[j])) for j in order])
@@ -157,13 +179,15 @@ def select_label_words(
 
 
 def best_combinations(options: Sequence[Sequence[Tuple[float, int]]], width: int) -> List[Tuple[float, Tuple[int, ...]]]:
-    """The ``width`` best index tuples by the mean of their per-slot scores (a beam, exact for sums).
+    """The ``width`` best index tuples of distinct indices by the mean of their per-slot scores (a
+    beam over the slots).
 
     ``options[s]`` lists ``(score, index)`` for slot ``s``, best first.
     """
     beam: List[Tuple[float, Tuple[int, ...]]] = [(0.0, ())]
     for slot in options:
-        extended = [(total + score, combo + (index,)) for total, combo in beam for score, index in slot[:width]]
+        extended = [(total + score, combo + (index,)) for total, combo in beam
+                    for score, index in slot[: width + len(combo)] if index not in combo]
         beam = heapq.nlargest(width, extended, key=lambda item: item[0])
     return [(total / len(options), combo) for total, combo in beam]
 
@@ -208,9 +232,11 @@ def assign_words(
 def search_label_words(
     plm: Any, tokenizer: Any, rows: Sequence[Dict[str, Any]], membership: np.ndarray, labels: Sequence[str],
     settings: LabelWordSearch, num_masks: int, batch_size: int = 32,
+    texts: Sequence[Sequence[int]] = (), text_membership: Optional[np.ndarray] = None,
 ) -> LabelWordChoice:
     """Choose label words for ``labels`` from template-encoded training ``rows`` and their
-    ``membership`` (``[rows, labels]``, 1 where a row has the label)."""
+    ``membership`` (``[rows, labels]``, 1 where a row has the label); ``texts`` are the examples'
+    token ids with their ``text_membership``, for the ``min_texts`` candidates."""
     length = settings.length or num_masks
     if length > num_masks:
         raise FewshotError(f"label word search: words of {length} characters need {length} [MASK] slots, "
@@ -223,7 +249,11 @@ def search_label_words(
         return tokenizer.convert_tokens_to_ids(tokenizer.tokenize(word)) == expected
 
     counts = membership.sum(axis=0)
+    in_texts = None
+    if len(texts):
+        in_texts = text_counts(texts, np.asarray(text_membership), total.shape[-1])[:, ids]
     words, scores = select_label_words(
         per_label, total, counts, len(rows), labels, ids, strings, settings, check_word=reads_back,
+        in_texts=in_texts,
     )
     return LabelWordChoice(words, scores, settings, len(rows))
