@@ -33,9 +33,10 @@ Methods (``--methods``, comma-separated; default all but ``prompt-1mask`` and ``
   ``long-text[max]`` …, from the same trained model)
 
 ``pet``, ``pet-student``, ``ipet`` and ``self-train`` share a run directory per split
-(``OUTPUT/runs/split_k``): a method reuses the members an earlier one trained (same name and
-settings), so its wall time counts only what it added; ``pet``'s includes its members. A rerun into
-the same ``--output`` resumes from the members already there: time a fresh ``--output``.
+(``OUTPUT/runs/split_k``, or ``--runs DIR``): a method reuses the members an earlier one trained
+(same name and settings), so its wall time counts only what it added; ``pet``'s includes its
+members. The students' template is ``--student_template`` (the zero-shot template). A rerun into
+the same run directories resumes from the members already there: time fresh ones.
 
 Nothing is TNEWS-specific except the label file and templates: any FewCLUE task with the same JSON
 layout runs with ``--task DIR --labels FILE`` (``--labels from-data``: the label names found in
@@ -149,6 +150,7 @@ class Settings:
     template: str = PROMPT_TEMPLATE
     zeroshot_template: str = ZEROSHOT_TEMPLATE
     pet_patterns: Sequence[str] = PET_PATTERNS
+    student_template: str = ZEROSHOT_TEMPLATE
     temperature: float = 1.0
     student_steps: int = 1250
     student_rdrop: bool = False
@@ -282,7 +284,7 @@ def run_unlabeled(settings: Settings, data: TaskData, method: str) -> Dict[str, 
         patterns=[settings.template] if method == "self-train" else list(settings.pet_patterns),
         temperature=settings.temperature, generations=2 if method == "ipet" else 1,
         student_model=student_model(settings) if method == "pet-student" else None,
-        student_steps=settings.student_steps, student_rdrop=settings.student_rdrop,
+        student_template=settings.student_template, student_steps=settings.student_steps, student_rdrop=settings.student_rdrop,
         labeled_repeats=settings.labeled_repeats,
         pseudo_labels=settings.pseudo_labels if method == "self-train" else 0,
     )
@@ -525,6 +527,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--zeroshot_template", default=Settings.zeroshot_template)
     p.add_argument("--pet_patterns", action="append", default=None,
                    help="a member template of the pet methods (repeat; default: the four TNEWS patterns)")
+    p.add_argument("--student_template", default=Settings.student_template,
+                   help="template of the distilled classifier (default: the zero-shot template, the best of "
+                        "docs/fewclue.md's zero-shot table)")
     p.add_argument("--temperature", type=float, default=Settings.temperature, help="soft-label temperature")
     p.add_argument("--student_steps", type=int, default=Settings.student_steps)
     p.add_argument("--student_rdrop", action=argparse.BooleanOptionalAction, default=Settings.student_rdrop)
@@ -534,6 +539,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--pseudo_labels", type=int, default=Settings.pseudo_labels,
                    help="self-train: confident pseudo-labelled texts the student trains on")
     p.add_argument("--long_text_pooling", default=Settings.long_text_pooling, help="long-text: the reported pooling")
+    p.add_argument("--runs", default=None,
+                   help="run directories of the unlabelled-text methods (default OUTPUT/runs); another "
+                        "benchmark's reuses its members")
     p.add_argument("--output", default=str(ROOT / "output" / "fewclue"), help="folder for fewclue.json and fewclue.md")
     return p.parse_args(argv)
 
@@ -558,10 +566,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, learning_rate=args.learning_rate,
         ppt_learning_rate=args.ppt_learning_rate, max_seq_length=args.max_seq_length, seed=args.seed,
         template=args.template, zeroshot_template=args.zeroshot_template,
-        pet_patterns=args.pet_patterns or list(PET_PATTERNS), temperature=args.temperature,
+        pet_patterns=args.pet_patterns or list(PET_PATTERNS), student_template=args.student_template,
+        temperature=args.temperature,
         student_steps=args.student_steps, student_rdrop=args.student_rdrop, student_layers=args.student_layers,
         labeled_repeats=args.labeled_repeats, pseudo_labels=args.pseudo_labels,
-        long_text_pooling=args.long_text_pooling, work=str(output / "runs"),
+        long_text_pooling=args.long_text_pooling, work=args.runs or str(output / "runs"),
     )
     unlabeled = read_unlabeled(task, fields) if set(methods) & set(UNLABELED_METHODS) else []
     if set(methods) & set(UNLABELED_METHODS) and not unlabeled:
