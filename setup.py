@@ -86,6 +86,7 @@ setup(
             "fewshot-analyze=fewshot.cli.analyze:main",
             "fewshot-select=fewshot.cli.select:main",
             "fewshot-report=fewshot.cli.report:main",
+            "fewshot-labelwords=fewshot.cli.labelwords:main",
         ]
     },
 )

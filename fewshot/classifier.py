@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import paddle
@@ -32,6 +32,7 @@ from .errors import BundleError, DataError, FewshotError
 from .export.bundle import export_bundle
 from .export.convert import DEFAULT_OPSET
 from .prompt.heads import SigmoidHead, build_head, prior_bias
+from .prompt.label_search import LabelWordSearch, search_label_words
 from .prompt.model import ClsHeadModel, PromptModel
 from .prompt.pretrained import load_pretrained
 from .prompt.verbalizers import VERBALIZERS
@@ -43,7 +44,8 @@ from .tasks import (
     build_task,
     task_from_config,
 )
-from .template import Row, Template, format_part, pad_batch, parse_template
+from .tasks.pooling import logits_of, pool_windows
+from .template import LongText, LongTextArg, Row, Template, flatten_windows, format_part, pad_batch, parse_template
 from .training.arguments import PromptTrainingArguments
 from .training.cpu_math import fast_cpu_math
 from .training.datasets import ListDataset
@@ -65,6 +67,7 @@ METHODS = ("prompt", "finetune", "zeroshot")
 CONTENT_FREE_TEXTS = ("", "无", "。")
 """Inputs with no content, whose mean prediction estimates the label prior (Zhao et al. 2021)."""
 CONFIG_KEYS = ("template", "label_words", "verbalizer", "max_seq_length")
+AUTO_LABEL_WORDS = "auto"
 
 DataArg = Union[str, "os.PathLike[str]", Iterable[Any]]
 
@@ -108,6 +111,14 @@ class PromptClassifier:
     logits (contextual calibration, Zhao et al. 2021). ``seed`` makes the new weights (soft
     prompt, heads) reproducible without touching the global random generators.
 
+    ``label_words="auto"`` (or a ``LabelWordSearch``) chooses the label words from the masked LM's
+    predictions on the training data when ``fit`` first runs (``fewshot.prompt.label_search``);
+    ``labels`` then names the labels only (``["news_car", ...]``, or a file of bare labels).
+    ``long_text=True`` (or a pooling name, or ``{"pooling": ..., "overlap": ..., "training": ...}``)
+    classifies a text longer than the template's room by overlapping windows whose probabilities
+    are pooled (``fewshot.template.windows``); a long labelled text trains on all its windows,
+    pooled (default) or each window with the text's label.
+
     Every bad argument is a ``FewshotError`` raised before the pretrained model loads.
     """
 
@@ -127,11 +138,17 @@ class PromptClassifier:
         path_delimiter: str = DEFAULT_PATH_DELIMITER,
         thresholds: Optional[Any] = None,
         complete_paths: bool = False,
+        label_words: Union[None, str, LabelWordSearch] = None,
+        long_text: LongTextArg = None,
     ):
-        label_words, task = build_task(
+        words, task = build_task(
             labels, multi_label, hierarchical, label_delimiter, path_delimiter, thresholds, complete_paths
         )
-        self._setup(str(model), label_words, task, template, verbalizer, max_seq_length, method, calibrate, seed)
+        search = label_word_search(label_words, words)
+        if search is not None:
+            words = {label: [] for label in words}
+        self._setup(str(model), words, task, template, verbalizer, max_seq_length, method, calibrate, seed,
+                    long_text=long_text, search=search)
 
     @classmethod
     def from_task(
@@ -147,17 +164,21 @@ class PromptClassifier:
         seed: Optional[int] = None,
         plm: Any = None,
         tokenizer: Any = None,
+        long_text: LongTextArg = None,
+        search: Optional[LabelWordSearch] = None,
     ) -> "PromptClassifier":
         """A classifier for an existing ``Task`` object (what ``load`` uses); ``plm``/``tokenizer``
-        reuse an already loaded pretrained model instead of loading ``model``."""
+        reuse an already loaded pretrained model instead of loading ``model``. ``search`` chooses
+        the label words on the first ``fit`` (``label_words`` then maps each label to ``[]``)."""
         clf = cls.__new__(cls)
         clf._setup(str(model), dict(label_words), task, template, verbalizer, max_seq_length, method, calibrate, seed,
-                   plm, tokenizer)
+                   plm, tokenizer, long_text, search)
         return clf
 
     def _setup(
         self, model_name: str, label_words: Dict[str, List[str]], task: Task, template: str, verbalizer: str,
         max_seq_length: int, method: str, calibrate: bool, seed: Optional[int], plm: Any = None, tokenizer: Any = None,
+        long_text: LongTextArg = None, search: Optional[LabelWordSearch] = None,
     ) -> None:
         if verbalizer not in VERBALIZERS:
             raise FewshotError(f"verbalizer must be one of {', '.join(VERBALIZERS)}, got {verbalizer!r}")
@@ -171,8 +192,11 @@ class PromptClassifier:
             raise FewshotError("method='zeroshot' needs verbalizer='manual' (a soft verbalizer is untrained)")
         if list(label_words) != list(task.labels):
             raise FewshotError("label words must be given for exactly the task's labels, in the same order")
+        if search is not None and method == "finetune":
+            raise FewshotError("label_words='auto' needs a prompt method; method='finetune' has no label words")
         text = text_only_template(template) if method == "finetune" else template
         parse_template(text)
+        self.long_text: Optional[LongText] = LongText.from_config(long_text)
         self.model_name = model_name
         self.method = method
         self.calibrate = calibrate
@@ -180,19 +204,60 @@ class PromptClassifier:
         self.label_words = label_words
         self.verbalizer_kind = verbalizer
         self.train_metrics: Dict[str, Any] = {}
-        with seeded(seed):
-            if plm is None:
+        self.label_word_choice: Dict[str, Any] = {}
+        self.pending_search = search
+        if plm is None:
+            with seeded(seed):
                 plm, tokenizer = load_pretrained(model_name)
-            self.tokenizer = tokenizer
-            self.template = Template(text, tokenizer, max_seq_length)
-            if method == "finetune":
-                self.model: paddle.nn.Layer = ClsHeadModel(plm, len(self.labels))
+        self.tokenizer = tokenizer
+        self.template = Template(text, tokenizer, max_seq_length)
+        if self.long_text is not None:
+            self.template.encoder.check_long_text()
+        self._plm, self._seed = plm, seed
+        self.model: Optional[paddle.nn.Layer] = None
+        if search is None:
+            self._build_model()
+
+    def _build_model(self) -> None:
+        """The model for the current label words: the verbalizer head (or ``[CLS]`` head) on the PLM."""
+        plm, tokenizer = self._plm, self.tokenizer
+        with seeded(self._seed):
+            if self.method == "finetune":
+                self.model = ClsHeadModel(plm, len(self.labels))
             else:
-                head = build_head(task, verbalizer, label_words, tokenizer, self.template.num_masks, plm.cls.predictions)
-                self.model = PromptModel(plm, self.template, head, calibrated=calibrate)
+                head = build_head(self.task, self.verbalizer_kind, self.label_words, tokenizer,
+                                  self.template.num_masks, plm.cls.predictions)
+                self.model = PromptModel(plm, self.template, head, calibrated=self.calibrate)
         self.model.eval()
-        if calibrate:
+        if self.calibrate:
             self.estimate_prior(CONTENT_FREE_TEXTS)
+
+    def _require_model(self) -> paddle.nn.Layer:
+        """The model, or a ``FewshotError`` while the label words are still to be chosen."""
+        if self.model is None:
+            raise FewshotError("label_words='auto': the label words are chosen from the training data; call fit "
+                               "(or choose_label_words) first")
+        return self.model
+
+    def choose_label_words(self, train: DataArg, search: Optional[LabelWordSearch] = None,
+                           batch_size: int = 32) -> Dict[str, List[str]]:
+        """Choose the label words from labelled ``train`` data (``fewshot.prompt.label_search``) and
+        build the model on them; returns ``{label: [words]}``. What was chosen and each word's score
+        are kept in ``label_word_choice`` and saved with the classifier."""
+        search = search or self.pending_search or LabelWordSearch()
+        examples = self._examples(train)
+        rows, sizes = self._encoded(examples)
+        targets = np.array([self.task.soft_target(e.label) for e in examples])
+        tokenize = self.template.encoder.tokenize
+        texts = [a + b for a, b in zip(tokenize([e.text_a for e in examples]),
+                                       tokenize([e.text_b or "" for e in examples]))]
+        choice = search_label_words(self._plm, self.tokenizer, rows, np.repeat(targets, sizes, axis=0), self.labels,
+                                    search, self.template.num_masks, batch_size, texts, targets)
+        self.label_words = choice.label_words
+        self.label_word_choice = choice.config()
+        self.pending_search = None
+        self._build_model()
+        return dict(self.label_words)
 
     @property
     def labels(self) -> List[str]:
@@ -218,8 +283,8 @@ class PromptClassifier:
         if not texts:
             raise DataError("estimate_prior: no texts given")
         self.model.set_log_prior(np.zeros(len(self.labels), dtype="float32"))
-        rows = [self.template.encode(text) for text in texts]
-        prior = self.task.activate(self._logits(rows, batch_size), temperature=1.0).mean(axis=0)
+        prior = self._pooled(*self._window_logits([(text, None) for text in texts], batch_size), temperature=1.0)
+        prior = prior.mean(axis=0)
         self.model.set_log_prior(np.log(prior))
         return prior
 
@@ -244,13 +309,50 @@ class PromptClassifier:
             return {**row, "label": self.task.label_field(row["label"])}
         return row
 
-    def encode(self, examples: Sequence[Example], with_labels: bool = False) -> List[Dict[str, Any]]:
-        """Template-encode examples (and their training targets) for the model."""
-        rows: List[Dict[str, Any]] = self.template.encode_batch([(e.text_a, e.text_b) for e in examples])
+    def _encoded(self, examples: Sequence[Any]) -> Tuple[List[Row], List[int]]:
+        """The rows of examples (or ``(text_a, text_b)`` pairs) and how many each has: one, or with
+        ``long_text`` one per window of a text that does not fit."""
+        pairs = [(e.text_a, e.text_b) if isinstance(e, Example) else e for e in examples]
+        return flatten_windows(self.template.encoder.encode_texts(pairs, self.long_text))
+
+    def encode(self, examples: Sequence[Example], with_labels: bool = False, soft: bool = False) -> List[Dict[str, Any]]:
+        """Template-encode examples (and their training targets) for the model; with ``long_text`` a
+        long text gives one row per window, each with the text's target. ``soft=True`` writes the
+        targets as distributions (``Task.soft_target``), as rows trained beside soft labels need."""
+        rows, sizes = self._encoded(examples)
         if with_labels:
-            for row, example in zip(rows, examples):
-                row["labels"] = self.task.target(example.label)
+            owners = np.repeat(np.arange(len(examples)), sizes)
+            target = self.task.soft_target if soft else self.task.target
+            for row, owner in zip(rows, owners):
+                row["labels"] = target(examples[owner].label)
         return rows
+
+    def _training_items(self, examples: Sequence[Example], targets: Sequence[Any]) -> List[Dict[str, Any]]:
+        """What the trainer reads for examples and their targets: a row per text, or with ``long_text``
+        a row per window (``training="windows"``) or an item per text holding its windows (``"pooled"``)."""
+        pairs = [(e.text_a, e.text_b) for e in examples]
+        encoded = self.template.encoder.encode_texts(pairs, self.long_text)
+        if self.long_text is not None and self.long_text.training == "pooled":
+            return [{"windows": rows, "labels": target} for rows, target in zip(encoded, targets)]
+        return [{**row, "labels": target} for rows, target in zip(encoded, targets) for row in rows]
+
+    def _labelled_items(self, data: DataArg, soft: bool = False) -> List[Dict[str, Any]]:
+        """Training items of labelled data; ``soft`` writes the targets as distributions."""
+        examples = self._examples(data)
+        target = self.task.soft_target if soft else self.task.target
+        return self._training_items(examples, [target(e.label) for e in examples])
+
+    def _soft_items(self, soft_targets: Tuple[DataArg, Any]) -> List[Dict[str, Any]]:
+        """Training items of unlabelled texts trained toward given distributions ``[texts, labels]``."""
+        data, probs = soft_targets
+        examples = self._examples(data, labeled=False)
+        probs = np.asarray(probs, dtype="float32")
+        if probs.shape != (len(examples), len(self.labels)):
+            raise FewshotError(f"fit: soft targets have shape {list(probs.shape)}, expected "
+                               f"[{len(examples)} texts, {len(self.labels)} labels]")
+        if not np.isfinite(probs).all() or (probs < 0).any() or (probs > 1).any():
+            raise FewshotError("fit: soft targets must be probabilities in [0, 1]")
+        return self._training_items(examples, probs.tolist())
 
     def fit(
         self,
@@ -258,6 +360,8 @@ class PromptClassifier:
         eval_data: Optional[DataArg] = None,
         tune_thresholds: bool = False,
         callbacks: Optional[Sequence[Any]] = None,
+        soft_targets: Optional[Tuple[DataArg, Any]] = None,
+        labeled_repeats: int = 1,
         **training_args: Any,
     ) -> Dict[str, Any]:
         """Train on labelled data; keyword arguments are ``PromptTrainingArguments`` fields.
@@ -267,7 +371,15 @@ class PromptClassifier:
         ``tune_thresholds=True`` (multi-label / hierarchical) first tunes per-label thresholds on
         ``eval_data``. ``callbacks`` are PaddleNLP ``TrainerCallback`` objects. Options apply to
         this call only (``freeze_plm`` included); the global random generators are left as they were.
+
+        ``soft_targets=(texts, probs)`` also trains on unlabelled texts toward the distributions
+        ``probs`` (``[texts, labels]``; soft labels from an ensemble, see ``fewshot.unlabeled``):
+        the loss is the soft cross-entropy (KL) on them and the cross-entropy on the labelled rows,
+        which appear ``labeled_repeats`` times each among them. With ``label_words="auto"`` the
+        label words are chosen from ``train`` first.
         """
+        if labeled_repeats < 1:
+            raise FewshotError(f"fit: labeled_repeats must be at least 1, got {labeled_repeats}")
         if tune_thresholds:
             self.task.require("thresholds", "tune_thresholds")
             if not eval_data:
@@ -278,10 +390,15 @@ class PromptClassifier:
         workdir = output_dir or tempfile.mkdtemp(prefix="fewshot-train-")
         try:
             args = training_arguments(workdir, training_args)
+            if self.pending_search is not None:
+                self.choose_label_words(train, batch_size=args.per_device_eval_batch_size)
             if self.method == "zeroshot":
                 return self._fit_zeroshot(train, eval_data)
-            train_rows = self.encode(self._examples(train), with_labels=True)
-            eval_rows = self.encode(self._examples(eval_data), with_labels=True) if eval_data else None
+            soft = soft_targets is not None
+            train_rows = self._labelled_items(train, soft=soft) * labeled_repeats
+            if soft:
+                train_rows += self._soft_items(soft_targets)
+            eval_rows = self._labelled_items(eval_data) if eval_data else None
             self._init_label_bias(train_rows, args.per_device_eval_batch_size)
             with preserved_random_state():
                 trainer = PromptTrainer(
@@ -310,6 +427,7 @@ class PromptClassifier:
         head = getattr(self.model, "verbalizer", None)
         if not isinstance(head, SigmoidHead) or not head.is_fresh():
             return
+        rows = [{**window, "labels": row["labels"]} for row in rows for window in row.get("windows", [row])]
         logits = self._logits(rows, batch_size)
         bias = prior_bias(logits, np.array([row["labels"] for row in rows]), head.bias.numpy())
         head.bias.set_value(paddle.to_tensor(bias))
@@ -330,7 +448,8 @@ class PromptClassifier:
     def _logits(self, rows: Sequence[Row], batch_size: int, return_hidden: bool = False) -> Any:
         """Class logits for encoded rows, batched by length (minimal padding), in input order; with
         ``return_hidden`` also the model's hidden states (the mask slots' states, flattened)."""
-        self.model.eval()
+        model = self._require_model()
+        model.eval()
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
         out = np.zeros([len(rows), len(self.labels)], dtype="float32")
         hidden: Optional[np.ndarray] = None
@@ -338,7 +457,7 @@ class PromptClassifier:
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
                 batch = pad_batch([rows[i] for i in idx], self.tokenizer.pad_token_id)
-                result = self.model(**{k: paddle.to_tensor(v) for k, v in batch.items()}, return_hidden=return_hidden)
+                result = model(**{k: paddle.to_tensor(v) for k, v in batch.items()}, return_hidden=return_hidden)
                 logits, states = result if return_hidden else (result, None)
                 out[idx] = logits.numpy()
                 if states is not None:
@@ -350,12 +469,46 @@ class PromptClassifier:
     def logits(self, inputs: TextInputs, batch_size: int = DEFAULT_BATCH_SIZE, return_hidden: bool = False) -> Any:
         """The model's logits ``[n, num_labels]`` before the task's temperature and activation; with
         ``return_hidden=True`` the pair ``(logits, hidden)``, ``hidden`` the mask slots' hidden states
-        ``[n, num_masks * hidden_size]`` (the ``[CLS]`` state for ``method="finetune"``)."""
+        ``[n, num_masks * hidden_size]`` (the ``[CLS]`` state for ``method="finetune"``).
+
+        With ``long_text`` a long text's logits are its windows' pooled as its probabilities are
+        (for ``logprob_mean`` pooling exactly the mean of its windows' logits), its hidden state the
+        mean of theirs.
+        """
         pairs = prediction_pairs(inputs, self.template.needs_text_b)
         if not pairs:
             empty = np.zeros((0, len(self.labels)), dtype="float32")
             return (empty, np.zeros((0, 0), dtype="float32")) if return_hidden else empty
-        return self._logits(self.template.encode_batch(pairs), batch_size, return_hidden)
+        rows, sizes = self._encoded(pairs)
+        if not return_hidden:
+            return self._pooled_logits(self._logits(rows, batch_size), sizes)
+        logits, hidden = self._logits(rows, batch_size, return_hidden=True)
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype("int64")
+        mean_hidden = np.add.reduceat(hidden, starts, axis=0) / np.asarray(sizes, dtype="float32")[:, None]
+        return self._pooled_logits(logits, sizes), mean_hidden
+
+    def _window_logits(self, examples: Sequence[Any], batch_size: int) -> Tuple[np.ndarray, List[int]]:
+        """Logits of every row of examples or ``(text_a, text_b)`` pairs, and how many rows each has."""
+        rows, sizes = self._encoded(examples)
+        return self._logits(rows, batch_size), sizes
+
+    def _pooled(self, logits: np.ndarray, sizes: Sequence[int], temperature: Optional[float] = None) -> np.ndarray:
+        """Probabilities per text from its rows' logits: the task's activation (at its temperature),
+        a long text's windows pooled (``fewshot.tasks.pooling``, the function the bundle runtime uses)."""
+        probs = self.task.activate(logits, temperature)
+        if self.long_text is None:
+            return probs
+        return pool_windows(self.task.activation, probs, sizes, self.long_text.pooling)
+
+    def _pooled_logits(self, logits: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
+        """Logits per text before the temperature: the rows' own, or a long text's pooled windows."""
+        if self.long_text is None:
+            return logits
+        return logits_of(self.task.activation, self._pooled(logits, sizes, temperature=1.0)).astype("float32")
+
+    def _probabilities(self, examples: Sequence[Any], batch_size: int) -> np.ndarray:
+        """Probabilities of examples or ``(text_a, text_b)`` pairs, a long text's windows pooled."""
+        return self._pooled(*self._window_logits(examples, batch_size))
 
     def predict_proba(self, inputs: TextInputs, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
         """Class probabilities ``[n, num_labels]``, columns in ``classes_`` order.
@@ -364,7 +517,10 @@ class PromptClassifier:
         ``Example`` objects (see ``fewshot.data.inputs``). Sigmoid tasks give independent
         probabilities per label / node.
         """
-        return self.task.activate(self.logits(inputs, batch_size))
+        pairs = prediction_pairs(inputs, self.template.needs_text_b)
+        if not pairs:
+            return np.zeros((0, len(self.labels)), dtype="float32")
+        return self._probabilities(pairs, batch_size)
 
     def predict(self, inputs: TextInputs, batch_size: int = DEFAULT_BATCH_SIZE) -> List[Any]:
         """The predicted label of each text (a list, also for a single ``str``).
@@ -383,11 +539,11 @@ class PromptClassifier:
         without it (``ece_uncalibrated``) and with it (``ece``).
         """
         examples = self._examples(data)
+        logits, sizes = self._window_logits(examples, batch_size)
         gold = [e.label for e in examples]
-        logits = self._logits(self.encode(examples), batch_size)
-        metrics = self.task.metrics(self.task.activate(logits), gold, report=report)
+        metrics = self.task.metrics(self._pooled(logits, sizes), gold, report=report)
         if report:
-            metrics["calibration"] = self.task.calibration_report(logits, gold)
+            metrics["calibration"] = self.task.calibration_report(self._pooled_logits(logits, sizes), gold)
         return metrics
 
     def score(self, data: DataArg, batch_size: int = DEFAULT_BATCH_SIZE) -> float:
@@ -404,7 +560,7 @@ class PromptClassifier:
         """
         self.task.require("thresholds", "tune_thresholds")
         examples = self._examples(data)
-        probs = self.task.activate(self._logits(self.encode(examples), batch_size))
+        probs = self._probabilities(examples, batch_size)
         thresholds = self.task.tune(probs, [e.label for e in examples])
         return dict(zip(self.labels, map(float, thresholds)))
 
@@ -416,7 +572,8 @@ class PromptClassifier:
         all use it from now on. Fit it on data the model was not trained on.
         """
         examples = self._examples(data)
-        return self.task.fit_temperature(self._logits(self.encode(examples), batch_size), [e.label for e in examples])
+        logits = self._pooled_logits(*self._window_logits(examples, batch_size))
+        return self.task.fit_temperature(logits, [e.label for e in examples])
 
     def explain(self, inputs: TextInputs, batch_size: int = DEFAULT_BATCH_SIZE) -> List[Any]:
         """Per-character attributions toward each text's predicted label, by occlusion through the template.
@@ -428,8 +585,8 @@ class PromptClassifier:
         of all texts run batched through the model: a text of ``m`` characters costs ``m + 1`` rows.
         """
         pairs = prediction_pairs(inputs, self.template.needs_text_b)
-        return explain_pairs(pairs, lambda variants: self.task.activate(self._logits(
-            self.template.encode_batch(variants), batch_size)), self.task, filler=self.tokenizer.unk_token)
+        return explain_pairs(pairs, lambda variants: self._probabilities(variants, batch_size), self.task,
+                             filler=self.tokenizer.unk_token)
 
     def untrained_copy(self, seed: Optional[int] = None) -> "PromptClassifier":
         """A new classifier with this one's settings (template, verbalizer, method, task with its
@@ -439,6 +596,7 @@ class PromptClassifier:
         return PromptClassifier.from_task(
             self.model_name, task, self.label_words, template=self.template.text, verbalizer=self.verbalizer_kind,
             max_seq_length=self.max_seq_length, method=self.method, calibrate=self.calibrate, seed=seed,
+            long_text=self.long_text.config() if self.long_text else None,
         )
 
     def config(self) -> Dict[str, Any]:
@@ -454,14 +612,17 @@ class PromptClassifier:
             "calibrate": self.calibrate,
             "labels": self.labels,
             "label_words": self.label_words,
+            "label_word_choice": self.label_word_choice,
+            "long_text": self.long_text.config() if self.long_text else None,
             "train_metrics": self.train_metrics,
             "task": self.task.config(),
         }
 
     def _prompt_state(self) -> Dict[str, paddle.Tensor]:
         """The model's state outside the PLM's parameters (soft prompt, heads, biases, prior), by name."""
-        plm_ids = {id(p) for p in self.model.plm.parameters()}
-        return {k: v for k, v in self.model.state_dict().items() if id(v) not in plm_ids}
+        model = self._require_model()
+        plm_ids = {id(p) for p in model.plm.parameters()}
+        return {k: v for k, v in model.state_dict().items() if id(v) not in plm_ids}
 
     def save(self, directory: Union[str, "os.PathLike[str]"]) -> Path:
         """Write the classifier to ``directory`` atomically (safetensors weights, JSON config): an
@@ -470,6 +631,7 @@ class PromptClassifier:
         In a data-parallel run (``paddle.distributed.launch``) every process holds the same weights;
         only rank 0 writes, and every process returns once the directory is complete.
         """
+        self._require_model()
         write_once(lambda: self._write(directory))
         return Path(directory)
 
@@ -505,9 +667,11 @@ class PromptClassifier:
             verbalizer=config["verbalizer"], max_seq_length=config["max_seq_length"],
             method=config.get("method", "prompt"), calibrate=bool(config.get("calibrate", False)),
             plm=plm, tokenizer=tokenizer,
+            long_text=LongText.from_config(config.get("long_text"), str(directory / CONFIG_NAME), BundleError),
         )
         clf._load_prompt_state(directory, trust_pickle)
         clf.train_metrics = config.get("train_metrics", {})
+        clf.label_word_choice = config.get("label_word_choice") or {}
         return clf
 
     def _load_prompt_state(self, directory: Path, trust_pickle: bool) -> None:
@@ -553,8 +717,21 @@ class PromptClassifier:
         if self.method == "finetune":
             raise BundleError("export: only prompt classifiers can be exported, not method 'finetune'")
         info = {"fewshot_version": __version__, "base_model": self.model_name, "verbalizer": self.verbalizer_kind}
-        return export_bundle(self.model, self.template, self.task, self.tokenizer, self.label_words, bundle_dir,
-                             info=info, onnx=onnx, opset=opset or DEFAULT_OPSET, fp16=fp16, int8=int8)
+        return export_bundle(self._require_model(), self.template, self.task, self.tokenizer, self.label_words,
+                             bundle_dir, info=info, onnx=onnx, opset=opset or DEFAULT_OPSET, fp16=fp16, int8=int8,
+                             long_text=self.long_text)
+
+
+def label_word_search(value: Union[None, str, LabelWordSearch], words: Mapping[str, List[str]]) -> Optional[LabelWordSearch]:
+    """The search ``label_words`` asks for: ``None`` (use the labels' words), ``"auto"`` (default
+    settings) or a ``LabelWordSearch``; with a search, words the labels carry are replaced."""
+    if value is None:
+        return None
+    if isinstance(value, LabelWordSearch):
+        return value
+    if value == AUTO_LABEL_WORDS:
+        return LabelWordSearch()
+    raise FewshotError(f"label_words must be '{AUTO_LABEL_WORDS}' or a LabelWordSearch, got {value!r}")
 
 
 def check_no_pickle(directory: Path, pickled_name: str, trust_pickle: bool, safe_name: str) -> None:
@@ -587,4 +764,4 @@ def _format1_task(config: Mapping[str, Any]) -> Dict[str, Any]:
     return {"task": config.get("task", "multi_class"), **{k: config[k] for k in keys if k in config}}
 
 
-__all__ = ["PromptClassifier", "DEFAULT_TEMPLATE", "DEFAULT_MAX_SEQ_LENGTH", "text_only_template"]
+__all__ = ["PromptClassifier", "DEFAULT_TEMPLATE", "DEFAULT_MAX_SEQ_LENGTH", "LabelWordSearch", "text_only_template"]

@@ -118,10 +118,39 @@ def test_main_runs_methods_on_generated_task(tmp_path, tiny_model_dir, separable
     steps = {r["method"]: r["train_steps"] for r in report["runs"]}
     assert steps == {"zeroshot": 0, "finetune": 2, "prompt": 2, "paddlenlp": 2, "prompt-1mask": 2}
     assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in report["runs"])
-    assert set(report["targets"]) == {"prompt_beats_finetune_by_3", "ours_vs_paddlenlp", "zeroshot_above_chance"}
+    assert set(report["targets"]) == {"prompt_beats_finetune_by_3", "ours_vs_paddlenlp", "zeroshot_above_chance",
+                                      "prompt_beats_finetune"}
     assert report["targets"]["ours_vs_paddlenlp"]["ours"] == "prompt-1mask"
     assert json.loads((out / "fewclue.json").read_text(encoding="utf-8"))["runs"] == report["runs"]
     assert "| paddlenlp | 1 |" in capsys.readouterr().out
+
+
+def test_main_runs_the_new_methods_with_their_extra_rows(tmp_path, tiny_model_dir, separable_task):
+    train, test, words = separable_task
+    task, labels = write_fewclue_task(tmp_path / "task", train, test, words)
+    (task / "unlabeled.json").write_text("".join(json.dumps({"sentence": e.text_a}, ensure_ascii=False) + "\n"
+                                                 for e in test), encoding="utf-8")
+    patterns = ["{'text': 'text_a'}这条新闻的主题是{'mask'}{'mask'}", "这是一条{'mask'}{'mask'}新闻{'text': 'text_a'}"]
+    report = fewclue.main([
+        "--task", str(task), "--model", tiny_model_dir, "--labels", str(labels), "--steps", "2",
+        "--batch_size", "4", "--max_seq_length", "32", "--output", str(tmp_path / "report"),
+        "--methods", "prompt,prompt-rdrop,auto-words,pet,pet-student,ipet,self-train,long-text",
+        "--pet_patterns", patterns[0], "--pet_patterns", patterns[1], "--student_steps", "3", "--student_layers", "1",
+        "--pseudo_labels", "6",
+    ])
+    names = [r["method"] for r in report["summary"]]
+    assert names == ["prompt", "prompt-rdrop", "auto-words", "pet", "pet-ensemble", "pet-student", "ipet",
+                     "ipet-ensemble", "self-train", "long-text", "long-text[logprob_mean]", "long-text[max]",
+                     "long-text[prob_mean]"]
+    steps = {r["method"]: r["train_steps"] for r in report["runs"]}
+    assert steps["pet"] == steps["ipet"] == 3 and steps["auto-words"] == 2
+    assert {"new_beats_prompt_rdrop_by_3", "auto_words_within_1_of_prompt", "long_text_beats_truncation"} <= set(
+        report["targets"])
+    details = {d["method"]: d for d in report["details"]}
+    assert set(details["auto-words"]["label_words"]) == set(words)
+    assert sorted(details["ipet"]["members"]) == ["g1-0", "g1-1"]
+    student = tmp_path / "report" / "runs" / "student-1-layers" / "config.json"
+    assert json.loads(student.read_text(encoding="utf-8"))["num_hidden_layers"] == 1
 
 
 def test_main_rejects_unknown_method(tmp_path):

@@ -15,11 +15,18 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 
 
 def _base_type(annotation: Any) -> Any:
-    """``Optional[float]`` → ``float``; ``List[str]`` → ``str`` (as ``nargs``)."""
+    """``Optional[float]`` → ``float``; ``List[str]`` stays ``List[str]`` (see :func:`_item_type`)."""
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if typing.get_origin(annotation) is typing.Union and len(args) == 1:
         return _base_type(args[0])
     return annotation
+
+
+def _item_type(annotation: Any) -> Any:
+    """``List[str]`` → ``str``; None for anything that is not a list."""
+    if typing.get_origin(annotation) in (list, typing.List):
+        return typing.get_args(annotation)[0]
+    return None
 
 
 def add_dataclass_options(
@@ -28,7 +35,8 @@ def add_dataclass_options(
 ) -> None:
     """Add ``--field-name`` for each of ``names`` (or the flag ``flags`` gives), destination the field
     name, type, default and help from ``cls``'s field. Booleans that default to False become
-    ``store_true`` switches. ``defaults`` overrides a field's default for this command only."""
+    ``store_true`` switches; a list field is an option given once per item (``--pattern A --pattern B``),
+    its default the field's when not given. ``defaults`` overrides a field's default for this command only."""
     hints = typing.get_type_hints(cls)
     by_name = {f.name: f for f in dataclasses.fields(cls)}
     for name in names:
@@ -37,13 +45,28 @@ def add_dataclass_options(
         default = (defaults or {}).get(name, _default(f))
         help_text = f.metadata.get("help", "")
         kind = _base_type(hints[name])
-        if kind is bool and default is False:
+        item = _item_type(kind)
+        if item is not None:
+            shown = f" (default {default})" if default else ""
+            parser.add_argument(flag, dest=name, type=item, action=_ListOption, default=default,
+                                help=help_text + " (repeat for several)" + shown)
+        elif kind is bool and default is False:
             parser.add_argument(flag, dest=name, action="store_true", help=help_text)
         elif kind is bool:
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         else:
             shown = f" (default {default})" if default is not None else ""
             parser.add_argument(flag, dest=name, type=kind, default=default, help=help_text + shown)
+
+
+class _ListOption(argparse.Action):
+    """Collects each occurrence of a repeatable option; the first one replaces the default list."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        current = getattr(namespace, self.dest, None)
+        given = current if isinstance(current, list) and current is not self.default else []
+        setattr(namespace, self.dest, [*given, values])
 
 
 def _default(f: "dataclasses.Field[Any]") -> Any:

@@ -2,8 +2,16 @@
 
     fewshot-train --train train.txt --dev dev.txt --labels label.txt --model ernie-3.0-base-zh --output out/
 
+With ``--unlabeled FILE`` it learns from unlabelled texts too (``fewshot.unlabeled``): members for
+every ``--pattern`` (and ``--member-labels`` set, and seed), their soft labels on the texts, one
+distilled classifier in ``OUT/model`` (members, soft labels and ``report.json`` beside it; rerun
+the same command to resume an interrupted run)::
+
+    fewshot-train ... --output out/ --unlabeled unlabeled.json --pattern T1 --pattern T2 --student-steps 1250
+
 Training options (``--max-steps``, ``--learning-rate``, ``--rdrop`` …) and their defaults are
-generated from ``PromptTrainingArguments``; the classifier's from ``PromptClassifier``'s constants.
+generated from ``PromptTrainingArguments``, the distillation options from ``DistillationConfig``;
+the classifier's from ``PromptClassifier``'s constants.
 """
 
 from __future__ import annotations
@@ -16,10 +24,15 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..classifier import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_TEMPLATE, METHODS, PromptClassifier
 from ..data import DEFAULT_JSON_FIELDS, Example, format_fields, is_json_lines, parse_fields, read_examples
 from ..prompt.verbalizers import VERBALIZERS
-from ..tasks import DEFAULT_LABEL_DELIMITER, DEFAULT_PATH_DELIMITER, Task, build_task
-from ..template import ENCODERS, set_soft_encoder
+from ..prompt.label_search import LabelWordSearch
+from ..tasks import DEFAULT_LABEL_DELIMITER, DEFAULT_PATH_DELIMITER, Task, build_task, resolve_label_words
+from ..tasks.pooling import POOLINGS
+from ..template import DEFAULT_POOLING, ENCODERS, LongText, set_soft_encoder
 from ..training.arguments import PromptTrainingArguments
 from ..training.progress import LossLines, quiet_paddlenlp
+from ..unlabeled import DistillationConfig, distill
+from ..unlabeled.config import OPTIONS as DISTILLATION_OPTIONS
+from ..unlabeled.distill import MODEL_DIR
 from .common import run
 from .options import add_dataclass_options, dataclass_values
 
@@ -29,6 +42,7 @@ TRAINING_OPTIONS = (
 )
 FLAGS = {"num_train_epochs": "--epochs", "per_device_train_batch_size": "--batch-size", "use_rdrop": "--rdrop",
          "use_rgl": "--rgl"}
+DISTILLATION_FLAGS = {"patterns": "--pattern"}
 
 
 def add_classifier_options(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -54,6 +68,14 @@ def add_classifier_options(p: argparse.ArgumentParser, required: bool = True) ->
     p.add_argument("--path-delimiter", default=DEFAULT_PATH_DELIMITER,
                    help=f"between the levels of a hierarchical label (default {DEFAULT_PATH_DELIMITER})")
     p.add_argument("--max-seq-length", type=int, default=DEFAULT_MAX_SEQ_LENGTH)
+    p.add_argument("--long-text", nargs="?", const=DEFAULT_POOLING, choices=POOLINGS, default=None,
+                   help="classify texts longer than the template's room by overlapping windows whose probabilities "
+                        f"are pooled (default pooling {DEFAULT_POOLING}); training gives every window the text's label")
+    p.add_argument("--window-overlap", type=int, default=None,
+                   help="--long-text: tokens neighbouring windows share (default: a quarter of a window)")
+    p.add_argument("--auto-label-words", action="store_true",
+                   help="choose the label words from the masked LM's predictions on --train (--labels names the "
+                        "labels only); see fewshot-labelwords to review them first")
 
 
 def add_fields_option(p: argparse.ArgumentParser) -> None:
@@ -90,7 +112,13 @@ def classifier_from_args(args: argparse.Namespace, label_words: Dict[str, List[s
     return PromptClassifier.from_task(
         args.model, task, label_words, template=template, verbalizer=args.verbalizer,
         max_seq_length=args.max_seq_length, method=args.method, calibrate=args.calibrate, seed=args.seed,
+        long_text=long_text_from_args(args), search=LabelWordSearch() if args.auto_label_words else None,
     )
+
+
+def long_text_from_args(args: argparse.Namespace) -> Optional[LongText]:
+    """``--long-text [POOLING]`` and ``--window-overlap``, or None."""
+    return LongText(args.long_text, args.window_overlap) if args.long_text else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fit the temperature that calibrates the probabilities on --dev (predictions unchanged)")
     add_fields_option(p)
     add_training_options(p)
+    unlabeled = p.add_argument_group("learning from unlabelled text (with --unlabeled)")
+    unlabeled.add_argument("--unlabeled", help="unlabelled texts: one per line, or JSON lines read with --fields' text_a")
+    add_dataclass_options(unlabeled, DistillationConfig, DISTILLATION_OPTIONS, DISTILLATION_FLAGS)
     return p
 
 
@@ -118,6 +149,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--tune-thresholds needs --multi-label or --hierarchical, and --dev")
     if args.fit_temperature and not args.dev:
         parser.error("--fit-temperature needs --dev")
+    changed = [name for name in DISTILLATION_OPTIONS if getattr(args, name) != parser.get_default(name)]
+    if changed and not args.unlabeled:
+        flags = ", ".join(DISTILLATION_FLAGS.get(n, "--" + n.replace("_", "-")) for n in changed)
+        parser.error(f"{flags} appl{'ies' if len(changed) == 1 else 'y'} to --unlabeled only")
+    if args.window_overlap is not None and not args.long_text:
+        parser.error("--window-overlap applies to --long-text only")
+    if args.unlabeled and (args.tune_thresholds or args.fit_temperature or args.auto_label_words
+                           or args.method != "prompt"):
+        parser.error("--unlabeled trains prompt members with given label words; it does not combine with "
+                     "--tune-thresholds, --fit-temperature, --auto-label-words or --method " + args.method)
     return run(lambda: _train(args), "fewshot-train")
 
 
@@ -127,6 +168,8 @@ def _train(args: argparse.Namespace) -> int:
     dev = read_rows(args.dev, task, args) if args.dev else None
     print(f"fewshot-train: {len(train)} training rows{f', {len(dev)} dev rows' if dev else ''}, "
           f"{len(task.labels)} labels ({task.description}); model {args.model}", file=sys.stderr)
+    if args.unlabeled:
+        return _distill(args, task, label_words, train, dev)
     clf = classifier_from_args(args, label_words, task)
     metrics = clf.fit(train, eval_data=dev, tune_thresholds=args.tune_thresholds, **fit_options(args))
     if args.fit_temperature:
@@ -134,7 +177,29 @@ def _train(args: argparse.Namespace) -> int:
         clf.train_metrics = metrics
     clf.save(args.output)
     print(json.dumps(metrics, indent=2, ensure_ascii=False))
+    if args.auto_label_words:
+        print(f"fewshot-train: label words chosen from the training data: {clf.label_words}", file=sys.stderr)
     print(f"fewshot-train: saved the classifier to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _distill(args: argparse.Namespace, task: Task, label_words: Dict[str, List[str]], train: List[Example],
+             dev: Optional[List[Example]]) -> int:
+    """``--unlabeled``: members, soft labels, the distilled classifier in ``OUTPUT/model``."""
+    config = DistillationConfig(**dataclass_values(args, DISTILLATION_OPTIONS))
+    fields = parse_fields(args.fields)
+    unlabeled = read_examples(args.unlabeled, labeled=False, fields=fields if is_json_lines(args.unlabeled) else None)
+    sets = [resolve_label_words(path) for path in config.member_labels]
+    options = {"verbalizer": args.verbalizer, "max_seq_length": args.max_seq_length,
+               "long_text": long_text_from_args(args)}
+    template = set_soft_encoder(args.template, args.soft_encoder) if args.soft_encoder else args.template
+    fit = fit_options(args)
+    result = distill(args.model, task, label_words, train, unlabeled, args.output, config, template=template,
+                     eval_data=dev, label_word_sets=sets, classifier_options=options,
+                     training_args={k: v for k, v in fit.items() if k != "callbacks"}, callbacks=fit["callbacks"])
+    print(json.dumps(result.report, indent=2, ensure_ascii=False))
+    print(f"fewshot-train: saved the distilled classifier to {result.output / MODEL_DIR} "
+          f"(members, soft labels and report.json in {result.output})", file=sys.stderr)
     return 0
 
 

@@ -32,7 +32,7 @@ from ..prompt.model import PromptModel
 from ..runtime.manifest import GRAPH_INPUTS, MANIFEST_NAME, PADDLE_MODEL_NAME, PADDLE_PARAMS_NAME, VOCAB_NAME, build_manifest
 from ..runtime.tokenizer import batch_tokenize, load_wordpiece
 from ..tasks import Task
-from ..template import Template, TemplateEncoder, pad_batch
+from ..template import LongText, Template, TemplateEncoder, pad_batch
 from .convert import DEFAULT_OPSET, check_against_paddle, write_onnx_models
 from .graph import InferenceGraph, reference_probabilities, run_static_graph, save_static_graph
 
@@ -114,10 +114,12 @@ def export_bundle(
     opset: int = DEFAULT_OPSET,
     fp16: bool = False,
     int8: bool = False,
+    long_text: Optional[LongText] = None,
 ) -> Path:
     """Write a bundle for a prompt model, its template, task and tokenizer; returns ``bundle_dir``.
 
-    ``info`` is recorded in the manifest as provenance (``base_model``, ``verbalizer``, …).
+    ``info`` is recorded in the manifest as provenance (``base_model``, ``verbalizer``, …);
+    ``long_text`` as the strategy the runtime applies to texts longer than the template's room.
     """
     if (fp16 or int8) and not onnx:
         raise BundleError("export: --fp16 and --int8 derive from the ONNX model; drop --no-onnx")
@@ -142,6 +144,7 @@ def export_bundle(
         else:
             diff = check_against_paddle("the static graph", run_static_graph(tmp, feed), expected)
             check = {"probe_texts": len(examples), "paddle_static_max_abs_diff": diff}
-        manifest = build_manifest(task, label_words, template.text, encoding, files, check, dict(info or {}))
+        manifest = build_manifest(task, label_words, template.text, encoding, files, check, dict(info or {}),
+                                  long_text=long_text)
         (tmp / MANIFEST_NAME).write_text(json_text(manifest), encoding="utf-8")
     return Path(bundle_dir)

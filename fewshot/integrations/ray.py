@@ -83,13 +83,13 @@ class BundleClassifier:
             except DataError as exc:
                 items.append(exc)
         pairs = [item for item in items if not isinstance(item, DataError)]
-        encoded = iter(self.predictor.encoder.encode_batch(pairs, return_errors=True))
+        encoded = iter(self.predictor.encode_texts(pairs, return_errors=True))
         items = [item if isinstance(item, DataError) else next(encoded) for item in items]
         for index, item in enumerate(items):
             if isinstance(item, DataError) and self.on_error == "fail":
                 raise DataError(f"row {index} of the batch: {item}")
         rows_ok = [item for item in items if not isinstance(item, DataError)]
-        predicted = iter(prediction_records(self.predictor, self.predictor.run_rows(rows_ok), self.top_k) if rows_ok else [])
+        predicted = iter(prediction_records(self.predictor, self.predictor.run_texts(rows_ok), self.top_k) if rows_ok else [])
         return [{"error": str(item)} if isinstance(item, DataError) else next(predicted) for item in items]
 
     def _columns(self, batch: Any) -> Dict[str, List[Any]]:

@@ -119,8 +119,8 @@ def predict_file(
 ) -> PredictSummary:
     """Predict every line of ``input_path`` into JSON lines at ``output_path``, in input order.
 
-    ``predictor`` is an ``OnnxPredictor`` (or anything with its ``encoder``, ``run_rows``,
-    ``decode``, ``scores`` and ``labels``). Reads and predicts ``chunk_size`` lines at a time. A
+    ``predictor`` is an ``OnnxPredictor`` (or anything with its ``encoder``, ``encode_texts``,
+    ``run_texts``, ``decode``, ``scores`` and ``labels``). Reads and predicts ``chunk_size`` lines at a time. A
     malformed line raises ``DataError`` naming it (``on_error='fail'``), or with ``on_error='skip'``
     is reported on stderr and written as ``{"line": N, "error": "..."}``, so the output always has
     one line per input line. A full disk or a permission error is a one-line ``FewshotError``.
@@ -187,11 +187,11 @@ def prediction_records(predictor: Any, probs: np.ndarray, k: Optional[int] = 1) 
     return records
 
 
-def _predictions(predictor: Any, rows: List[Row], k: int) -> Iterator[Dict[str, Any]]:
-    """``label``, ``score`` and ``top_k`` of each row, in row order."""
-    if not rows:
+def _predictions(predictor: Any, items: List[List[Row]], k: int) -> Iterator[Dict[str, Any]]:
+    """``label``, ``score`` and ``top_k`` of each encoded text (its rows: one, or its windows), in order."""
+    if not items:
         return iter(())
-    return iter(prediction_records(predictor, predictor.run_rows(rows), k))
+    return iter(prediction_records(predictor, predictor.run_texts(items), k))
 
 
 def _predict_chunk(
@@ -200,7 +200,7 @@ def _predict_chunk(
 ) -> None:
     """Encode, predict and write one chunk of ``(line number, text pair or DataError)``, in line order."""
     pairs = [item for _, item in chunk if not isinstance(item, DataError)]
-    encoded = iter(predictor.encoder.encode_batch(pairs, return_errors=True))
+    encoded = iter(predictor.encode_texts(pairs, return_errors=True))
     items = [(n, item if isinstance(item, DataError) else next(encoded)) for n, item in chunk]
     items = [(n, checked_item(item, path, n, on_error)) for n, item in items]
     results = _predictions(predictor, [row for _, row in items if not isinstance(row, DataError)], k)

@@ -9,6 +9,10 @@ field, never later at predict time::
 
 Every file the manifest names must be a plain file name inside the bundle: no separators, no
 ``..``, not absolute, not a symbolic link.
+
+A bundle exported with ``long_text`` records the strategy, ``"long_text": {"pooling":
+"logprob_mean", "overlap": null}``, and is format version 2 (a runtime that cannot window long
+texts refuses it rather than silently truncating); other bundles stay version 1.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 from ..documents import read_json_document
 from ..errors import BundleError
 from ..tasks import Task, task_from_config
+from ..template import LongText
 
 MANIFEST_NAME = "fewshot.json"
-BUNDLE_FORMAT_VERSION = 1
+BUNDLE_FORMAT_VERSION = 2
+"""The newest manifest format this runtime reads; version 2 adds ``long_text``."""
+PLAIN_FORMAT_VERSION = 1
 PADDLE_MODEL_NAME = "model.json"
 PADDLE_PARAMS_NAME = "model.pdiparams"
 VOCAB_NAME = "vocab.txt"
@@ -44,12 +51,14 @@ def build_manifest(
     files: Dict[str, str],
     export_check: Dict[str, Any],
     info: Mapping[str, Any],
+    long_text: Optional[LongText] = None,
 ) -> Dict[str, Any]:
     """Everything a runtime needs besides the graph and the vocabulary; ``info`` adds provenance
-    (``fewshot_version``, ``base_model``, ``verbalizer``)."""
+    (``fewshot_version``, ``base_model``, ``verbalizer``); ``long_text`` the window strategy."""
     masks = sum(len(part["ids"]) for part in encoding["parts"] if part["kind"] == "mask")
+    windows = {"long_text": long_text.config()} if long_text else {}
     return {
-        "format_version": BUNDLE_FORMAT_VERSION,
+        "format_version": BUNDLE_FORMAT_VERSION if long_text else PLAIN_FORMAT_VERSION,
         **info,
         "task": task.kind,
         "task_config": task.config(),
@@ -72,6 +81,7 @@ def build_manifest(
                    "meaning": f"probabilities, columns in 'labels' order ({task.activation} of the logits divided "
                               "by task_config.temperature)"},
         "encoding": encoding,
+        **windows,
         "files": files,
         "export_check": export_check,
     }
@@ -104,7 +114,13 @@ def read_manifest(bundle_dir: Union[str, os.PathLike]) -> Dict[str, Any]:
     if not isinstance(tokenizer, dict) or any(key not in tokenizer for key in TOKENIZER_KEYS):
         raise BundleError(f"{path}: encoding.tokenizer must be an object with {', '.join(TOKENIZER_KEYS)}")
     bundle_file(bundle_dir, tokenizer["vocab_file"], "encoding.tokenizer.vocab_file")
+    manifest_long_text(path, manifest)
     return manifest
+
+
+def manifest_long_text(path: Path, manifest: Mapping[str, Any]) -> Optional[LongText]:
+    """The manifest's long-text strategy (None when texts are truncated); malformed is a ``BundleError``."""
+    return LongText.from_config(manifest.get("long_text"), f"{path}: long_text", BundleError)
 
 
 def manifest_task(bundle_dir: Path, manifest: Mapping[str, Any]) -> Task:

@@ -22,9 +22,13 @@ import numpy as np
 
 from ..cpu_env import usable_cores
 from ..data.inputs import TextInputs, prediction_pairs
-from ..errors import BundleError, FewshotError
-from ..template import Row, TemplateEncoder
-from .manifest import GRAPH_INPUTS, MANIFEST_NAME, ONNX_FILES, OUTPUT_NAME, bundle_file, manifest_task, model_file, read_manifest
+from ..errors import BundleError, FewshotError, TemplateError
+from ..tasks.pooling import pool_windows
+from ..template import Row, TemplateEncoder, flatten_windows
+from .manifest import (
+    GRAPH_INPUTS, MANIFEST_NAME, ONNX_FILES, OUTPUT_NAME, bundle_file, manifest_long_text, manifest_task, model_file,
+    read_manifest,
+)
 from .tokenizer import batch_tokenize, load_wordpiece
 
 
@@ -64,7 +68,9 @@ class OnnxPredictor:
     ``precision`` picks the model file: ``fp32`` (``model.onnx``), ``int8`` (dynamic quantisation,
     for CPU) or ``fp16`` (for GPU). Texts are sorted by token length and batched, so a batch is
     padded only to its own longest text; results come back in input order. The bundle is checked
-    as a whole when it loads (manifest, vocabulary, ids, graph inputs and output size).
+    as a whole when it loads (manifest, vocabulary, ids, graph inputs and output size). A bundle
+    exported with ``long_text`` classifies a text longer than the template's room by windows whose
+    probabilities are pooled, exactly as the classifier it came from.
     ``spin=False`` keeps onnxruntime's worker threads from spinning on the cores between runs (a
     server wants them free for its event loop; a batch job keeps the default).
     """
@@ -89,6 +95,12 @@ class OnnxPredictor:
         self.labels: List[str] = list(self.task.labels)
         self.batch_size = batch_size
         self.encoder = self._build_encoder()
+        self.long_text = manifest_long_text(self.bundle_dir / MANIFEST_NAME, self.manifest)
+        if self.long_text is not None:
+            try:
+                self.encoder.check_long_text()
+            except TemplateError as exc:
+                raise BundleError(f"{self.bundle_dir / MANIFEST_NAME}: {exc}") from None
         self.session = self._open_session(model_file(self.bundle_dir, self.manifest, precision), providers, threads, spin)
 
     @property
@@ -146,8 +158,26 @@ class OnnxPredictor:
         return session
 
     def encode(self, inputs: TextInputs) -> List[Row]:
-        """Encode texts (or pairs) into unpadded rows of model inputs."""
-        return self.encoder.encode_batch(prediction_pairs(inputs, self.encoder.needs_text_b))
+        """Encode texts (or pairs) into unpadded rows of model inputs (a long text's windows in turn)."""
+        return flatten_windows(self.encode_texts(prediction_pairs(inputs, self.encoder.needs_text_b)))[0]
+
+    def encode_texts(self, pairs: Sequence[Any], return_errors: bool = False) -> List[Any]:
+        """The rows of each ``(text_a, text_b)`` pair: one, or one per window with ``long_text``; with
+        ``return_errors`` a pair that cannot be encoded stands as its ``DataError``."""
+        return self.encoder.encode_texts(pairs, self.long_text, return_errors=return_errors)
+
+    def run_texts(self, items: Sequence[Sequence[Row]]) -> np.ndarray:
+        """Probabilities ``[texts, labels]`` of encoded texts (lists of rows, see :meth:`encode_texts`);
+        the windows of a long text pooled by the bundle's strategy."""
+        rows, sizes = flatten_windows(items)
+        return self.pool(self.run_rows(rows), sizes)
+
+    def pool(self, probs: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
+        """Per-text probabilities from per-row ones (``sizes[i]`` rows for text ``i``): a long text's
+        windows pooled by the bundle's strategy; without ``long_text`` the rows themselves."""
+        if self.long_text is None:
+            return probs
+        return pool_windows(self.task.activation, probs, sizes, self.long_text.pooling)
 
     def run_rows(self, rows: Sequence[Row]) -> np.ndarray:
         """Probabilities for encoded rows: length-sorted batches, results in row order."""
@@ -161,10 +191,10 @@ class OnnxPredictor:
 
     def predict_proba(self, inputs: TextInputs) -> np.ndarray:
         """Class probabilities ``[n, num_labels]``, columns in ``self.labels`` order."""
-        rows = self.encode(inputs)
-        if not rows:
+        items = self.encode_texts(prediction_pairs(inputs, self.encoder.needs_text_b))
+        if not items:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return self.run_rows(rows)
+        return self.run_texts(items)
 
     def predict(self, inputs: TextInputs) -> List[Any]:
         """The predicted label of each text, as ``PromptClassifier.predict`` gives it.
@@ -184,6 +214,7 @@ class OnnxPredictor:
 
     def describe(self) -> Dict[str, Any]:
         """A summary of the bundle: task, labels, template, sizes and provenance."""
-        keys = ("format_version", "fewshot_version", "task", "template", "max_seq_length", "base_model", "verbalizer")
+        keys = ("format_version", "fewshot_version", "task", "template", "max_seq_length", "base_model", "verbalizer",
+                "long_text")
         return {**{k: self.manifest.get(k) for k in keys}, "labels": self.labels,
                 "temperature": self.task.temperature, "files": dict(self.manifest["files"])}

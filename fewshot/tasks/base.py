@@ -51,13 +51,19 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return out.astype("float32")
 
 
+def activate(activation: str, logits: np.ndarray) -> np.ndarray:
+    """``softmax`` (one label per text) or ``sigmoid`` (independent labels) of ``logits``, float32."""
+    return softmax(logits) if activation == "softmax" else sigmoid(logits)
+
+
 class Task(ABC):
     """One task kind. Subclasses set the class attributes and implement the abstract methods.
 
     - ``kind``: its name in configs (``multi_class``, ``multi_label``, ``hierarchical``);
     - ``activation``: ``softmax`` (one label per text) or ``sigmoid`` (independent labels); the
       model's output head, the loss and the exported graph follow it;
-    - ``options``: the optional features it supports (``calibrate``, ``rgl``, ``thresholds``);
+    - ``options``: the optional features it supports (``calibrate``, ``rgl``, ``thresholds``,
+      ``pseudo_labels``: one hard label per unlabelled text, for iPET and self-training);
     - ``exclusive``: whether a row has exactly one class among the columns (single-label labels,
       hierarchy paths) or a set of them (multi-label), see :meth:`class_distribution`.
 
@@ -96,11 +102,17 @@ class Task(ABC):
     def target(self, label: str) -> Any:
         """A checked gold label's training target (a class id, or a multi-hot list)."""
 
+    @abstractmethod
+    def soft_target(self, label: str) -> List[float]:
+        """A checked gold label as a row of per-column target probabilities, the form soft labels
+        take: one-hot for a softmax task, multi-hot for a sigmoid one. The losses give a one-hot
+        row the loss of its class id, so labelled and soft-labelled rows train together."""
+
     def activate(self, logits: np.ndarray, temperature: Optional[float] = None) -> np.ndarray:
         """Probabilities ``[n, labels]`` from the model's logits divided by the task's temperature (or
         ``temperature``), as the exported graph computes them: ``[[2, 0]]`` at T=2 → ``[[0.73, 0.27]]``."""
         scaled = np.asarray(logits, dtype="float64") / (self.temperature if temperature is None else temperature)
-        return softmax(scaled) if self.activation == "softmax" else sigmoid(scaled)
+        return activate(self.activation, scaled)
 
     def set_temperature(self, temperature: float) -> None:
         """Use ``temperature`` from now on, keeping every decision as it was (the argmax does not move;
@@ -219,6 +231,9 @@ class ThresholdTask(Task):
 
     def target(self, label: str) -> List[float]:
         return self.gold_matrix([label])[0].tolist()
+
+    def soft_target(self, label: str) -> List[float]:
+        return self.target(label)
 
     def target_metrics(self, probs: np.ndarray, targets: np.ndarray) -> Dict[str, float]:
         return multilabel_metrics(apply_thresholds(probs, self.thresholds), np.asarray(targets) > 0.5)

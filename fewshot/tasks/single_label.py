@@ -22,7 +22,7 @@ class SingleLabelTask(Task):
     kind = "multi_class"
     description = "single-label"
     activation = "softmax"
-    options = frozenset({"calibrate", "rgl"})
+    options = frozenset({"calibrate", "rgl", "pseudo_labels"})
 
     def __init__(self, labels: Sequence[str]):
         self.labels = list(labels)
@@ -34,6 +34,11 @@ class SingleLabelTask(Task):
 
     def target(self, label: str) -> int:
         return self._index[label]
+
+    def soft_target(self, label: str) -> List[float]:
+        row = [0.0] * len(self.labels)
+        row[self._index[label]] = 1.0
+        return row
 
     def decode(self, probs: np.ndarray) -> List[str]:
         return [self.labels[i] for i in np.asarray(probs).argmax(axis=-1)]

@@ -16,6 +16,9 @@ ties going to the earliest slot; prompt text, soft tokens, masks and special tok
 The token type becomes 1 after a ``{'sep'}`` part. Soft tokens are numbered ``1..S`` in
 ``soft_token_ids``; what ``input_ids`` holds at their positions is the spec's ids (initialising
 ids in training, rows appended to the embedding table in a bundle).
+
+With a ``LongText`` option, :meth:`TemplateEncoder.encode_texts` gives a text that does not fit
+several rows instead of one truncated row: overlapping windows over ``text_a`` (see ``windows``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 
 from ..errors import DataError, FewshotError, TemplateError
 from .parse import TEXT_SLOTS
+from .windows import LongText, window_starts
 
 Tokenize = Callable[[Sequence[str]], List[List[int]]]
 """Token ids of each text of a batch, without special tokens."""
@@ -126,12 +130,7 @@ class TemplateEncoder:
         A pair that cannot fit ``max_seq_length`` raises ``DataError`` (``input 3: text does not
         fit …``), or with ``return_errors`` stands in the result as its ``DataError``.
         """
-        ids = {"text_a": self.tokenize([a for a, _ in examples])}
-        if self.needs_text_b:
-            missing = next((i for i, (_, b) in enumerate(examples) if b is None), None)
-            if missing is not None:
-                raise TemplateError("template: slot 'text_b' is used but the example has no text_b")
-            ids["text_b"] = self.tokenize([b for _, b in examples])
+        ids = self._tokenize_slots(examples)
         rows: List[Any] = []
         for index in range(len(examples)):
             try:
@@ -142,10 +141,66 @@ class TemplateEncoder:
                 rows.append(exc)
         return rows
 
+    def encode_texts(
+        self, examples: Sequence[Tuple[str, Optional[str]]], long_text: Optional[LongText] = None,
+        return_errors: bool = False,
+    ) -> List[Any]:
+        """The rows of each ``(text_a, text_b)`` pair: ``[row]``, or with ``long_text`` the rows of
+        its windows when it does not fit (see :meth:`windows`). Errors as in :meth:`encode_batch`."""
+        if long_text is None:
+            return [row if isinstance(row, DataError) else [row]
+                    for row in self.encode_batch(examples, return_errors=return_errors)]
+        self.check_long_text()
+        ids = self._tokenize_slots(examples)
+        items: List[Any] = []
+        for index in range(len(examples)):
+            try:
+                items.append(self.windows({slot: ids[slot][index] for slot in ids}, long_text))
+            except DataError as exc:
+                if not return_errors:
+                    raise DataError(f"input {index}: {exc}") from None
+                items.append(exc)
+        return items
+
+    def check_long_text(self) -> None:
+        """Long texts are windowed over ``text_a``: the template must hold it once, truncatable."""
+        parts = [part for part in self.parts if part["kind"] == "text" and part["slot"] == "text_a"]
+        if len(parts) != 1 or not parts[0].get("truncate", True):
+            raise TemplateError("long_text: the template must have exactly one {'text': 'text_a'} slot, "
+                                "not marked 'truncate': False (its windows are what long_text classifies)")
+
+    def windows(self, slot_ids: Mapping[str, Sequence[int]], long_text: LongText) -> List[Row]:
+        """One row when the text fits; else one row per window of ``text_a``'s tokens.
+
+        The other slots (``text_b``) are kept in every window, first truncated to at most half the
+        text budget when the pair does not fit; ``text_a``'s windows fill the rest.
+        """
+        a_ids = list(slot_ids["text_a"])
+        others = {i: list(slot_ids[part["slot"]]) for i, part in enumerate(self.parts)
+                  if part["kind"] == "text" and part["slot"] != "text_a"}
+        if len(a_ids) + sum(map(len, others.values())) <= self.text_budget:
+            return [self.assemble(slot_ids)]
+        size = self.text_budget - min(sum(map(len, others.values())), self.text_budget // 2)
+        self._truncate(others, self.text_budget - size)
+        fixed = {self.parts[i]["slot"]: ids for i, ids in others.items()}
+        overlap = long_text.overlap_for(size)
+        return [self.assemble({**fixed, "text_a": a_ids[start : start + size]})
+                for start in window_starts(len(a_ids), size, overlap)]
+
+    def _tokenize_slots(self, examples: Sequence[Tuple[str, Optional[str]]]) -> Dict[str, List[List[int]]]:
+        """Token ids of every slot the template uses, one batch per slot."""
+        ids = {"text_a": self.tokenize([a for a, _ in examples])}
+        if self.needs_text_b:
+            missing = next((i for i, (_, b) in enumerate(examples) if b is None), None)
+            if missing is not None:
+                raise TemplateError("template: slot 'text_b' is used but the example has no text_b")
+            ids["text_b"] = self.tokenize([b for _, b in examples])
+        return ids
+
     def assemble(self, slot_ids: Mapping[str, Sequence[int]]) -> Row:
         """One row from the token ids of its text slots (truncated here)."""
         texts = {i: list(slot_ids[part["slot"]]) for i, part in enumerate(self.parts) if part["kind"] == "text"}
-        self._truncate(texts)
+        self._truncate(texts, self.text_budget)
         input_ids = [self.cls_token_id]
         token_type_ids = [0]
         soft_token_ids = [0]
@@ -179,11 +234,11 @@ class TemplateEncoder:
             "masked_positions": masked_positions,
         }
 
-    def _truncate(self, texts: Dict[int, List[int]]) -> None:
-        """Longest-first truncation in runs: while the longest truncatable slot is longer than every
-        other, it alone loses tokens, so it loses up to the difference at once; ties lose one token
-        each, earliest slot first — the same result as removing one token at a time."""
-        excess = sum(len(ids) for ids in texts.values()) - self.text_budget
+    def _truncate(self, texts: Dict[int, List[int]], budget: int) -> None:
+        """Longest-first truncation to ``budget`` tokens in runs: while the longest truncatable slot is
+        longer than every other, it alone loses tokens, so it loses up to the difference at once; ties
+        lose one token each, earliest slot first — the same result as removing one token at a time."""
+        excess = sum(len(ids) for ids in texts.values()) - budget
         while excess > 0:
             candidates = [i for i in texts if self.parts[i].get("truncate", True) and len(texts[i]) > 1]
             if not candidates:

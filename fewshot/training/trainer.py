@@ -25,21 +25,31 @@ from ..tasks import Task
 from ..template import pad_batch
 from .arguments import PromptTrainingArguments
 from .cpu_math import FastCpuMathTrainer
-from .losses import OBJECTIVES, rgl_loss
+from .losses import OBJECTIVES, pool_window_logits, rgl_loss
 
 
 def make_collator(pad_token_id: int) -> Callable[[List[Dict[str, Any]]], Dict[str, np.ndarray]]:
     """Collate encoded rows into arrays padded to the longest row of the batch.
 
     ``labels`` become int64 class ids, or float32 ``[batch, labels]`` when rows hold lists
-    (multi-hot targets, or soft label distributions).
+    (multi-hot targets, or soft label distributions). An item ``{"windows": [rows], "labels": …}``
+    (a long text trained pooled) gives its rows to the batch and ``window_weights`` ``[items,
+    rows]`` (``1/k`` over its ``k`` rows) for :func:`pool_window_logits`.
     """
 
-    def collate(rows: List[Dict[str, Any]]) -> Dict[str, np.ndarray]:
+    def collate(items: List[Dict[str, Any]]) -> Dict[str, np.ndarray]:
+        grouped = "windows" in items[0]
+        rows = [row for item in items for row in item["windows"]] if grouped else items
         batch = pad_batch(rows, pad_token_id)
-        if "labels" in rows[0]:
-            dense = isinstance(rows[0]["labels"], (list, tuple, np.ndarray))
-            batch["labels"] = np.array([r["labels"] for r in rows], dtype="float32" if dense else "int64")
+        if grouped:
+            sizes = [len(item["windows"]) for item in items]
+            weights = np.zeros([len(items), len(rows)], dtype="float32")
+            for i, start in enumerate(np.cumsum([0] + sizes[:-1])):
+                weights[i, start : start + sizes[i]] = 1.0 / sizes[i]
+            batch["window_weights"] = weights
+        if "labels" in items[0]:
+            dense = isinstance(items[0]["labels"], (list, tuple, np.ndarray))
+            batch["labels"] = np.array([r["labels"] for r in items], dtype="float32" if dense else "int64")
         return batch
 
     return collate
@@ -116,9 +126,12 @@ class PromptTrainer(FastCpuMathTrainer, Trainer):
         """The task's loss, plus R-Drop and RGL while training when enabled.
 
         R-Drop runs the batch twice in one doubled forward pass, so the soft prompt is encoded once.
+        A batch of long texts trained pooled (``window_weights``) scores each text by its windows'
+        pooled logits; RGL then compares the texts' mean mask states.
         """
         inputs = dict(inputs)
         labels = inputs.pop("labels")
+        weights = inputs.pop("window_weights", None)
         args, objective = self.args, self.objective
         use_rdrop = model.training and args.use_rdrop
         use_rgl = model.training and args.use_rgl
@@ -126,6 +139,8 @@ class PromptTrainer(FastCpuMathTrainer, Trainer):
             inputs = _double(inputs)
         outputs = model(**inputs, return_hidden=use_rgl)
         logits, hidden = outputs if use_rgl else (outputs, None)
+        if weights is not None:
+            logits, hidden = self._pooled(logits, hidden, weights, copies=2 if use_rdrop else 1)
         if use_rdrop:
             first, second = paddle.split(logits, 2, axis=0)
             loss = 0.5 * (objective.loss(first, labels) + objective.loss(second, labels))
@@ -138,3 +153,14 @@ class PromptTrainer(FastCpuMathTrainer, Trainer):
         if use_rgl:
             loss = loss + args.alpha_rgl * rgl_loss(hidden, labels)
         return (loss, (loss, logits)) if return_outputs else loss
+
+    def _pooled(self, logits: paddle.Tensor, hidden: Any, weights: paddle.Tensor, copies: int) -> Any:
+        """Window logits (and mask states) → per-text ones, for each of the ``copies`` stacked passes."""
+        pooled_logits, pooled_hidden = [], []
+        for part in range(copies):
+            rows = slice(part * weights.shape[1], (part + 1) * weights.shape[1])
+            pooled_logits.append(pool_window_logits(logits[rows], weights, self.task.activation))
+            if hidden is not None:
+                pooled_hidden.append(paddle.matmul(weights.astype(hidden.dtype), hidden[rows]))
+        joined = paddle.concat(pooled_logits, axis=0)
+        return joined, (paddle.concat(pooled_hidden, axis=0) if hidden is not None else None)

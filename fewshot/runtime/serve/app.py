@@ -4,7 +4,7 @@
 >>> # POST /v1/predict {"texts": ["文登区这些公路及危桥将进入封闭施工"], "top_k": 2}
 >>> # → {"predictions": [{"label": "news_car", "score": 0.91, "top_k": [{"label": "news_car", "score": 0.91}, ...]}]}
 
-``predictor`` is an ``OnnxPredictor`` (or anything with its ``encoder``, ``run_rows``, ``decode``,
+``predictor`` is an ``OnnxPredictor`` (or anything with its ``encoder``, ``encode_texts``, ``run_rows``, ``pool``, ``decode``,
 ``scores``, ``labels`` and ``describe``). Each request is checked (``limits``), encoded with the
 bundle's template encoder, and its rows queued on the :class:`DynamicBatcher`; the answer has one
 record per text in request order, the same records ``fewshot-predict`` writes (``prediction_records``),
@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ...errors import DataError
+from ...template import flatten_windows
 from ..batch import prediction_records
 from .batcher import DynamicBatcher, QueueFull
 from .limits import PredictRequest, RequestRejected, parse_predict_request, read_body
@@ -121,11 +122,11 @@ async def _answer(predictor: Any, batcher: DynamicBatcher, parsed: PredictReques
     if not parsed.pairs:
         return {"predictions": []}
     try:
-        rows = predictor.encoder.encode_batch(parsed.pairs)
+        rows, sizes = flatten_windows(predictor.encode_texts(parsed.pairs))
     except DataError as exc:
         raise RequestRejected(422, f"texts: {exc}") from None
     try:
-        probs = await batcher.submit(rows)
+        probs = predictor.pool(await batcher.submit(rows), sizes)
     except QueueFull as exc:
         raise RequestRejected(503, str(exc), "max_queue", batcher.max_queue,
                               headers={"Retry-After": str(exc.retry_after)}) from None
