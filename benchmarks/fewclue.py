@@ -65,7 +65,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 DEFAULT_TASK = SHARED / "fewclue" / "tnews"
 DEFAULT_MODEL = SHARED / "models" / "zh-ernie-tiny"
-DEFAULT_LABELS = ROOT / "examples" / "tnews" / "label.txt"
+DEFAULT_LABELS = ROOT / "data" / "tnews" / "label.txt"
 DEFAULT_FIELDS = "text_a=sentence,label=label_desc"
 PROMPT_TEMPLATE = "{'text': 'text_a'}这条新闻的主题是{'mask'}{'mask'}"
 ZEROSHOT_TEMPLATE = "这是一条{'mask'}{'mask'}新闻：{'text': 'text_a'}"

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 TNEWS = SHARED / "fewclue" / "tnews"
 TINY_ERNIE = SHARED / "models" / "zh-ernie-tiny"
-TNEWS_LABELS = ROOT / "examples" / "tnews" / "label.txt"
+TNEWS_LABELS = ROOT / "data" / "tnews" / "label.txt"
 TEMPLATE = "{'text': 'text_a'}这条新闻的主题是{'mask'}{'mask'}"
 ENGINES = ("paddle default", "paddle fewshot", "onnx fp32", "onnx int8")
 

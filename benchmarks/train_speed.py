@@ -86,7 +86,7 @@ TARGET_RATIO = 1.3
 TARGET_DEFAULTS = "target >= 1.6x on Intel, >= 3x on AMD"
 TARGET_MATMUL_SHARE = 35.0
 BASE_SHAPE = "ernie-3.0-base-zh"
-TNEWS_LABELS = Path(__file__).resolve().parents[1] / "examples" / "tnews" / "label.txt"
+TNEWS_LABELS = Path(__file__).resolve().parents[1] / "data" / "tnews" / "label.txt"
 GENERATED_TOPICS: Dict[str, str] = {
     "news_sports": "球赛冠军比分教练队员进攻",
     "news_finance": "股价银行利率投资基金市场",

@@ -1,7 +1,7 @@
 """Convert a FewCLUE task folder into PaddleNLP's few-shot layout, which fewshot-train reads directly.
 
     python data/fewclue_to_paddlenlp.py ../shared/fewclue/tnews --split 0 --output data/tnews-0 \
-        --label-words examples/tnews/label.txt
+        --label-words data/tnews/label.txt
 
 writes (atomically: an interrupted run leaves no half-written folder)::
 

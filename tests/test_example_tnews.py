@@ -38,7 +38,7 @@ def test_defaults_match_the_paddlenlp_example():
     args = example.parse_args([])
     assert args.model_name_or_path == "ernie-3.0-base-zh"
     assert Path(args.data_dir).parts[-3:] == ("shared", "fewclue", "tnews")
-    assert Path(args.label_file) == ROOT / "examples" / "tnews" / "label.txt"
+    assert Path(args.label_file) == ROOT / "data" / "tnews" / "label.txt"
     assert args.prompt == example.DEFAULT_PROMPT and args.soft_encoder is None
     assert not (args.use_rdrop or args.use_rgl or args.do_predict or args.do_export)
     assert args.method == "prompt" and args.split == "0"

@@ -16,14 +16,17 @@ from fewshot.data.labels import read_label_words
 from fewshot.tasks import MultiLabelTask
 from fewshot.testing import build_tiny_model
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+DATA = ROOT / "data"
 SPLITS = ("train", "dev", "test")
 ZH_ERNIE_TINY_VOCAB = Path(__file__).resolve().parents[2] / "shared" / "models" / "zh-ernie-tiny" / "vocab.txt"
 
 
 def load_module(name: str, filename: str) -> ModuleType:
     """Import ``examples/<name>/<filename>`` under a unique module name."""
-    spec = importlib.util.spec_from_file_location(f"example_{name}_{Path(filename).stem}", EXAMPLES / name / filename)
+    folder = DATA if filename == "make_data.py" else EXAMPLES
+    spec = importlib.util.spec_from_file_location(f"example_{name}_{Path(filename).stem}", folder / name / filename)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -41,7 +44,7 @@ def multilabel_validator(folder: Path) -> Callable[[str, str], None]:
 
 def label_words(name: str) -> Dict[str, List[str]]:
     """``{label or node: [words]}`` of an example's label.txt."""
-    folder = EXAMPLES / name
+    folder = DATA / name
     if name == "hierarchical":
         return read_hierarchy(folder / "label.txt").words
     return read_label_words(folder / "label.txt")
@@ -53,7 +56,7 @@ HEADERS = {"hierarchical": "| test | level 1 acc |", "multilabel": "| test | mic
 
 def read_split(name: str, split: str) -> List[Example]:
     """An example's ``<split>.txt``, every label validated against its label.txt."""
-    folder = EXAMPLES / name
+    folder = DATA / name
     return read_tsv(folder / f"{split}.txt", labels=VALIDATORS[name](folder))
 
 
@@ -74,7 +77,7 @@ def test_data_files_parse_and_splits_are_disjoint(name):
 def test_data_files_are_what_make_data_writes(name):
     splits = load_module(name, "make_data.py").make_splits()
     for split, rows in splits.items():
-        written = (EXAMPLES / name / f"{split}.txt").read_text(encoding="utf-8")
+        written = (DATA / name / f"{split}.txt").read_text(encoding="utf-8")
         assert written == "".join(f"{text}\t{label}\n" for text, label in rows), f"{name}/{split}.txt is stale"
 
 

@@ -3,7 +3,7 @@
     python examples/hierarchical/train.py --max_steps 300 --output output/hierarchical
 
 Reads ``train.txt``, ``dev.txt``, ``test.txt`` (``text<TAB>path``, e.g. ``质量##混凝土##养护``) and
-``label.txt`` (``path==word``) from ``--data_dir`` (this folder by default). Trains, evaluates on
+``label.txt`` (``path==word``) from ``--data_dir`` (``data/hierarchical`` by default). Trains, evaluates on
 test with the default node thresholds (0.5) and again after tuning them on dev, prints a Markdown
 table (per-level accuracy, exact match, tolerant accuracy, node micro-F1), and saves the classifier
 (with the tuned thresholds) to ``--output``, with the table's numbers in ``test_metrics.json``.
@@ -30,7 +30,7 @@ COLUMNS = (
     ("node_micro_f1", "node micro-F1"),
 )
 TASK = ExampleTask(
-    folder=HERE,
+    folder=HERE.parents[1] / "data" / "hierarchical",
     description="Hierarchical few-shot classification of construction records.",
     task_option="hierarchical",
     template=TEMPLATE,

@@ -3,7 +3,7 @@
     python examples/multilabel/train.py --max_steps 200 --output output/multilabel
 
 Reads ``train.txt``, ``dev.txt``, ``test.txt`` (``text<TAB>label1,label2``) and ``label.txt``
-(``label==word``) from ``--data_dir`` (this folder by default). Trains, evaluates on test with the
+(``label==word``) from ``--data_dir`` (``data/multilabel`` by default). Trains, evaluates on test with the
 default thresholds (0.5) and again after tuning one threshold per label on dev, prints a Markdown
 table (micro-F1, macro-F1, exact match), and saves the classifier (with the tuned thresholds) to
 ``--output``, with the table's numbers in ``test_metrics.json``.
@@ -23,7 +23,7 @@ from threshold_task import ExampleTask, main as run_example  # noqa: E402
 TEMPLATE = "{'text': 'text_a'}这条检查记录的问题是{'mask'}{'mask'}"
 COLUMNS = (("micro_f1", "micro-F1"), ("macro_f1", "macro-F1"), ("exact_match", "exact match"))
 TASK = ExampleTask(
-    folder=HERE,
+    folder=HERE.parents[1] / "data" / "multilabel",
     description="Multi-label few-shot tagging of site inspection records.",
     task_option="multi_label",
     template=TEMPLATE,

@@ -29,7 +29,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="FewCLUE TNEWS folder with train_k.json, dev_k.json, test_public.json")
     p.add_argument("--split", default="0", help="few-shot split: 0..4 or few_all (default 0)")
     p.add_argument("--model_name_or_path", default="ernie-3.0-base-zh", help="PaddleNLP model name or local directory")
-    p.add_argument("--label_file", default=str(HERE / "label.txt"), help="label==word lines")
+    p.add_argument("--label_file", default=str(HERE.parents[1] / "data" / "tnews" / "label.txt"), help="label==word lines")
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help="template, PaddleNLP syntax")
     p.add_argument("--soft_encoder", choices=["lstm", "mlp"], default=None,
                    help="encoder of the prompt's {'soft'} tokens (the prompt needs a soft part)")

@@ -1,6 +1,6 @@
 """Generate the hierarchical example's data: construction-site record sentences over a 3-level tree.
 
-    python examples/hierarchical/make_data.py
+    python data/hierarchical/make_data.py
 
 Writes ``train.txt``, ``dev.txt`` and ``test.txt`` (``text<TAB>path``) next to this script. Every
 node below has sentence templates; slots (``{loc}``, ``{comp}``, ...) are filled from ``SLOTS``

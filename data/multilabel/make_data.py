@@ -1,6 +1,6 @@
 """Generate the multi-label example's data: site safety/quality inspection records with defect tags.
 
-    python examples/multilabel/make_data.py
+    python data/multilabel/make_data.py
 
 Writes ``train.txt``, ``dev.txt`` and ``test.txt`` (``text<TAB>label1,label2``) next to this script.
 A record is a place (``{loc}{floor}``) followed by one to three findings of different tags and an
