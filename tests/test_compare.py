@@ -1,4 +1,4 @@
-"""Checkpoint comparison: same settings for every checkpoint, overall and per-group tables (fewshot.compare)."""
+"""Checkpoint comparison: same settings for every checkpoint, overall and per-group tables (fewshot.pretraining.compare)."""
 
 import json
 import shutil

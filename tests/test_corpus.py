@@ -1,4 +1,4 @@
-"""Corpus reading, sentence splitting, exact statistics, packing and masking (fewshot.corpus)."""
+"""Corpus reading, sentence splitting, exact statistics, packing and masking (fewshot.pretraining.corpus)."""
 
 import json
 import re

@@ -9,7 +9,7 @@ import pytest
 from fewshot.classifier import PromptClassifier
 from fewshot.errors import DataError, LabelFileError
 from fewshot.prompt.heads import SigmoidHead as MultiLabelHead
-from fewshot.tasks import MultiLabelTask, multilabel_metrics, tune_thresholds
+from fewshot.tasks import multilabel_metrics, tune_thresholds
 from fewshot.tasks.multi_label import parse_label_set, to_multi_hot
 from fewshot.training.arguments import PromptTrainingArguments
 from fewshot.training.losses import bce_loss

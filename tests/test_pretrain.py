@@ -1,4 +1,4 @@
-"""Masked-LM pretraining on a tiny model and a generated corpus (fewshot.pretrain)."""
+"""Masked-LM pretraining on a tiny model and a generated corpus (fewshot.pretraining.pretrain)."""
 
 import json
 import random
