@@ -83,7 +83,8 @@ def main() -> int:
             for workers in (1, 2):
                 start = time.perf_counter()
                 dataset = ray.data.from_pandas(frames).map_batches(
-                    BundleClassifier, batch_size=None, batch_format="pandas", concurrency=workers, num_cpus=1,
+                    BundleClassifier, batch_size=None, batch_format="pandas", num_cpus=1,
+                    compute=ray.data.ActorPoolStrategy(size=workers),
                     fn_constructor_kwargs={"bundle": str(bundle), "fields": {"text_a": "sentence"}, "threads": 1},
                 )
                 got, arrivals = [], []

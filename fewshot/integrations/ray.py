@@ -4,7 +4,7 @@
 >>> from fewshot.integrations.ray import BundleClassifier
 >>> ds = ray.data.read_parquet("docs/")                        # rows {"id": 7, "sentence": "..."}
 >>> preds = ds.map_batches(BundleClassifier, fn_constructor_kwargs={"bundle": "bundles/tnews"},
-...                        concurrency=2, num_cpus=1, batch_size=512, batch_format="pandas")
+...                        compute=ray.data.ActorPoolStrategy(size=2), num_cpus=1, batch_size=512, batch_format="pandas")
 >>> preds.write_parquet("preds/")    # every row keeps its columns and gains label, score, top_k, error
 
 Each actor loads the bundle once (``threads`` onnxruntime threads; give the actor as many CPUs),
@@ -221,7 +221,8 @@ def predict_file_ray(
     predicted = iter(())
     if refs:
         dataset = ray.data.from_pandas_refs(refs).map_batches(
-            BundleClassifier, batch_size=None, batch_format="pandas", concurrency=workers, num_cpus=threads,
+            BundleClassifier, batch_size=None, batch_format="pandas", num_cpus=threads,
+            compute=ray.data.ActorPoolStrategy(size=workers),
             fn_constructor_kwargs={"bundle": str(bundle), "fields": {"text_a": "text_a", "text_b": "text_b"},
                                    "top_k": k, "threads": threads, "batch_size": batch_size,
                                    "precision": precision, "on_error": "skip"})
