@@ -43,13 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-TNEWS = SHARED / "fewclue" / "tnews"
-MODEL = SHARED / "models" / "zh-ernie-tiny"
-TNEWS_LABELS = ROOT / "data" / "tnews" / "label.txt"
-HIER = ROOT / "data" / "hierarchical"
-TNEWS_TEMPLATE = "{'text': 'text_a'}这条新闻的主题是{'mask'}{'mask'}"
+from _paths import HIERARCHY as HIER, ROOT, TINY_ERNIE as MODEL, TNEWS, TNEWS_LABELS, TNEWS_TEMPLATE
 HIER_TEMPLATE = "{'text': 'text_a'}这条施工记录属于{'mask'}{'mask'}"
 FIELDS = {"text_a": "sentence", "label": "label_desc"}
 PARTS = ("tnews-noise", "tnews-select", "hier-noise", "hier-select")

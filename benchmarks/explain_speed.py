@@ -8,16 +8,16 @@ Prints the CPU, cores and thread settings, then wall and CPU seconds at two batc
 
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-TEST = ROOT.parent / "shared" / "fewclue" / "tnews" / "test_public.json"
+from _paths import ROOT, TNEWS
+
+TEST = TNEWS / "test_public.json"
 
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from analysis import machine_line
+    from _machine import machine_line
 
     from fewshot.classifier import PromptClassifier
     from fewshot.data import read_examples

@@ -61,13 +61,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-DEFAULT_TASK = SHARED / "fewclue" / "tnews"
-DEFAULT_MODEL = SHARED / "models" / "zh-ernie-tiny"
-DEFAULT_LABELS = ROOT / "data" / "tnews" / "label.txt"
+from _paths import ROOT, TINY_ERNIE as DEFAULT_MODEL, TNEWS as DEFAULT_TASK, TNEWS_LABELS as DEFAULT_LABELS, TNEWS_TEMPLATE
+
 DEFAULT_FIELDS = "text_a=sentence,label=label_desc"
-PROMPT_TEMPLATE = "{'text': 'text_a'}这条新闻的主题是{'mask'}{'mask'}"
+PROMPT_TEMPLATE = TNEWS_TEMPLATE
 ZEROSHOT_TEMPLATE = "这是一条{'mask'}{'mask'}新闻：{'text': 'text_a'}"
 LSTM_TEMPLATE = "{'text': 'text_a'}{'soft': None, 'length': 4, 'encoder': 'lstm'}这条新闻的主题是{'mask'}{'mask'}"
 ONE_MASK_TEMPLATE = "{'text': 'text_a'}这条新闻的主题是{'mask'}"

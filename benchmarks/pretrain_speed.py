@@ -53,9 +53,9 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 import _machine  # noqa: I001  (first: applies fewshot's CPU defaults before Paddle loads)
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-SHARED_MODEL = SHARED / "models" / "zh-ernie-tiny"
-SHARED_CORPUS = SHARED / "fewclue" / "tnews" / "unlabeled.json"
+from _paths import TINY_ERNIE as SHARED_MODEL, TNEWS
+
+SHARED_CORPUS = TNEWS / "unlabeled.json"
 TARGET_RATIO = 1.5
 GENERATED_CHARS = "的一是在了有和人这中大上个我他来们到地出就对会可年同工也能下过子说种面而方后多定行学所得进着等部度家里如高自起小球赛股价雨雪风"
 

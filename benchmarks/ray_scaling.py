@@ -27,9 +27,7 @@ import time
 from pathlib import Path
 from typing import List
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-TNEWS = SHARED / "fewclue" / "tnews"
+from _paths import ROOT, TNEWS
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

@@ -41,12 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-TNEWS = SHARED / "fewclue" / "tnews"
-TINY_ERNIE = SHARED / "models" / "zh-ernie-tiny"
-TNEWS_LABELS = ROOT / "data" / "tnews" / "label.txt"
-TEMPLATE = "{'text': 'text_a'}这条新闻的主题是{'mask'}{'mask'}"
+from _paths import ROOT, TINY_ERNIE, TNEWS, TNEWS_LABELS, TNEWS_TEMPLATE as TEMPLATE
+
 LOCALHOST = "127.0.0.1"
 SCORE_TOLERANCE = 1e-4
 
