@@ -35,12 +35,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import _machine  # noqa: I001  (first: applies fewshot's CPU defaults before Paddle loads)
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-TNEWS = SHARED / "fewclue" / "tnews"
-TINY_ERNIE = SHARED / "models" / "zh-ernie-tiny"
-TNEWS_LABELS = ROOT / "data" / "tnews" / "label.txt"
-TEMPLATE = "{'text': 'text_a'}这条新闻的主题是{'mask'}{'mask'}"
+from _paths import TINY_ERNIE, TNEWS, TNEWS_LABELS, TNEWS_TEMPLATE as TEMPLATE
+
 ENGINES = ("paddle default", "paddle fewshot", "onnx fp32", "onnx int8")
 
 
@@ -146,7 +142,7 @@ def paddle_probs(clf, batches: Sequence[Dict[str, "object"]], fast_math: bool) -
 
 
 def onnx_engine(predictor, feeds: List[Dict[str, "object"]]) -> Callable[[], object]:
-    return lambda: [predictor.session.run(["probs"], f)[0] for f in feeds]
+    return lambda: [predictor.run_batch(f) for f in feeds]
 
 
 def accuracy(labels: Sequence[str], gold: Sequence[str]) -> Optional[float]:

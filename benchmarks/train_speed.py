@@ -77,16 +77,15 @@ from fewshot.data import Example, read_jsonl
 from fewshot.data.labels import read_label_words
 from fewshot.testing import build_char_vocab, build_shaped_model, build_tiny_model
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-SHARED_MODEL = SHARED / "models" / "zh-ernie-tiny"
-SHARED_DATA = SHARED / "fewclue" / "tnews" / "train_0.json"
+from _paths import TINY_ERNIE as SHARED_MODEL, TNEWS, TNEWS_LABELS
+
+SHARED_DATA = TNEWS / "train_0.json"
 TEMPLATE = "{'text': 'text_a'}这条新闻的主题是{'mask'}"
 MAX_SEQ_LENGTH = 128
 TARGET_RATIO = 1.3
 TARGET_DEFAULTS = "target >= 1.6x on Intel, >= 3x on AMD"
 TARGET_MATMUL_SHARE = 35.0
 BASE_SHAPE = "ernie-3.0-base-zh"
-TNEWS_LABELS = Path(__file__).resolve().parents[1] / "data" / "tnews" / "label.txt"
 GENERATED_TOPICS: Dict[str, str] = {
     "news_sports": "球赛冠军比分教练队员进攻",
     "news_finance": "股价银行利率投资基金市场",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -185,9 +185,12 @@ class OnnxPredictor:
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
         for start in range(0, len(order), self.batch_size):
             index = order[start : start + self.batch_size]
-            batch = self.encoder.pad([rows[i] for i in index])
-            probs[index] = self.session.run([OUTPUT_NAME], {name: batch[name] for name in GRAPH_INPUTS})[0]
+            probs[index] = self.run_batch(self.encoder.pad([rows[i] for i in index]))
         return probs
+
+    def run_batch(self, batch: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Probabilities of one padded batch (``TemplateEncoder.pad``): the graph run on its inputs."""
+        return self.session.run([OUTPUT_NAME], {name: batch[name] for name in GRAPH_INPUTS})[0]
 
     def predict_proba(self, inputs: TextInputs) -> np.ndarray:
         """Class probabilities ``[n, num_labels]``, columns in ``self.labels`` order."""
