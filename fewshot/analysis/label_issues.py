@@ -52,6 +52,7 @@ def _cleanlab() -> Any:
     try:
         import cleanlab.filter
         import cleanlab.multilabel_classification
+        import cleanlab.multilabel_classification.filter
         import cleanlab.rank
     except ImportError:
         raise FewshotError('label issues need cleanlab: pip install "fewshot[analysis]"') from None
@@ -110,8 +111,8 @@ def rank_label_issues(
         scores = cleanlab.rank.get_label_quality_scores(labels, pred)
     else:
         pred = np.clip(distribution, 1e-6, 1 - 1e-6)
-        flagged = cleanlab.filter.find_label_issues(given, pred, multi_label=True, filter_by="prune_by_noise_rate",
-                                                    n_jobs=1)
+        flagged = cleanlab.multilabel_classification.filter.find_label_issues(
+            given, pred, filter_by="prune_by_noise_rate", n_jobs=1)
         scores = cleanlab.multilabel_classification.get_label_quality_scores(given, pred)
     suggested = task.decode(probs)
     order = sorted(range(len(examples)), key=lambda i: (not flagged[i], scores[i], i))
