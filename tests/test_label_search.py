@@ -7,7 +7,9 @@ from fewshot.classifier import PromptClassifier
 from fewshot.cli.labelwords import main as labelwords_main
 from fewshot.data import read_label_words
 from fewshot.errors import FewshotError
-from fewshot.prompt.label_search import LabelWordSearch, assign_words, best_combinations, join_tokens
+from fewshot.prompt.label_search import (
+    LabelWordSearch, assign_words, best_combinations, join_tokens, select_label_words, text_ngrams,
+)
 
 ONE_MASK = "{'text': 'text_a'}这句话的类别是{'mask'}"
 TWO_MASKS = "{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}"
@@ -28,7 +30,7 @@ def test_planted_single_character_keywords_are_recovered(tiny_model_dir, separab
     planted = {"sports": "天", "finance": "体", "weather": "财"}  # not what the cues mean: learned, not read
     plm = _planted(tiny_model_dir, train, ONE_MASK, planted, tmp_path)
     clf = PromptClassifier(plm, labels=list(planted), template=ONE_MASK, max_seq_length=32, label_words="auto")
-    words = clf.choose_label_words(train, LabelWordSearch(top=1))
+    words = clf.choose_label_words(train, LabelWordSearch(top=1, ngrams=False))  # the masked LM's words only
     assert words == {label: [word] for label, word in planted.items()}
     assert clf.label_word_choice["scores"]["sports"][0] > 0
 
@@ -38,7 +40,7 @@ def test_two_mask_words_are_built_from_the_planted_characters(tiny_model_dir, se
     planted = {"sports": "天气", "finance": "体育", "weather": "财经"}
     plm = _planted(tiny_model_dir, train, TWO_MASKS, planted, tmp_path)
     clf = PromptClassifier(plm, labels=list(planted), template=TWO_MASKS, max_seq_length=32, seed=0,
-                           label_words="auto")
+                           label_words=LabelWordSearch(top=1, ngrams=False))
     with pytest.raises(FewshotError, match="call fit"):
         clf.predict("球赛")
     clf.fit(train, **FAST)  # chooses the words first, then trains on them
@@ -61,6 +63,27 @@ def test_bare_english_ids_and_long_phrases_work_as_label_names(tiny_model_dir, s
     assert list(words) == list(names.values())
     chosen = [w for ws in words.values() for w in ws]
     assert len(set(chosen)) == 6 and all(len(w) == 2 for w in chosen)
+
+
+def test_ngrams_of_a_labels_texts_go_before_combinations_and_keep_their_scores():
+    ids, strings = np.array([10, 11, 12, 13]), ["甲", "乙", "丙", "丁"]
+    texts = [[10, 11, 5], [10, 11], [12, 13], [13, 12, 13, 12]]
+    membership = np.array([[1, 0], [1, 0], [0, 1], [0, 1]])
+    runs = text_ngrams(texts, membership, 2, ids)
+    assert runs == [{(0, 1): 2}, {(2, 3): 2, (3, 2): 1}]  # 丁丙 stands in one text of y only
+    mean_logp = {  # label: [slot 0, slot 1] mean log-probabilities of 甲 乙 丙 丁 over its texts
+        0: [[-5, -10, -0.5, -10], [-10, -5, -10, -0.5]],
+        1: [[-10, -10, -6, -2], [-10, -10, -2, -6]],
+    }
+    per_label = np.full((2, 2, 14), -20.0)
+    for y, slots in mean_logp.items():
+        per_label[y][:, ids] = 2 * np.array(slots)  # sums over the label's two texts
+    total = per_label.sum(axis=0)
+    args = (per_label, total, np.array([2, 2]), 4, ["x", "y"], ids, strings)
+    plain = select_label_words(*args, LabelWordSearch(top=1))
+    assert plain == ({"x": ["丙丁"], "y": ["丁丙"]}, {"x": [5.5], "y": [8.0]})
+    words, scores = select_label_words(*args, LabelWordSearch(top=1, ngrams=True), ngrams=runs)
+    assert words == {"x": ["甲乙"], "y": ["丙丁"]} and scores == {"x": [5.0], "y": [-5.5]}
 
 
 def test_beam_and_assignment_give_distinct_words_best_claims_first():
@@ -117,5 +140,7 @@ def test_fewshot_train_auto_label_words_saves_the_chosen_words(tiny_model_dir, s
                        tiny_model_dir, "--template", TWO_MASKS, "--max-steps", "2", "--max-seq-length", "32",
                        "--output", str(tmp_path / "out"), "--auto-label-words"]) == 0
     clf = PromptClassifier.load(tmp_path / "out")
-    assert all(len(words) == 1 and len(words[0]) == 2 for words in clf.label_words.values())
+    assert all(len(words) == 2 and all(len(w) == 2 for w in words) for words in clf.label_words.values())
+    for label, words in clf.label_words.items():  # by default the words are runs of the label's own texts
+        assert all(any(w in e.text_a for e in train if e.label == label) for w in words), (label, words)
     assert clf.label_word_choice["settings"] == LabelWordSearch().config()

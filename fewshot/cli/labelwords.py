@@ -7,7 +7,7 @@ writes ``label==word`` lines (``--top`` per label; review and edit them, then tr
 ``--labels label.txt``) and prints each word's score. Labels come from ``--labels`` (a file of
 label names; words in it are ignored) or, without it, from the training data in order of first
 appearance. How the words are chosen: ``fewshot.prompt.label_search``. Search settings
-(``--top``, ``--candidates``, ``--min-texts``, ``--length``) are generated from ``LabelWordSearch``.
+(``--top``, ``--candidates``, ``--min-texts``, ``--length``, ``--ngrams``) are generated from ``LabelWordSearch``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ..training.progress import quiet_paddlenlp
 from .common import run
 from .options import add_dataclass_options, dataclass_values
 
-SEARCH_OPTIONS = ("top", "candidates", "min_texts", "length")
+SEARCH_OPTIONS = ("top", "candidates", "min_texts", "length", "ngrams")
 
 
 def build_parser() -> argparse.ArgumentParser:

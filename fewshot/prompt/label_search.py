@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
@@ -48,12 +48,16 @@ from .verbalizers import LMHeadTransform
 class LabelWordSearch:
     """Settings of the search: ``top`` words per label; the characters scored at a slot for a label:
     its ``candidates`` most likely ones there and those in at least ``min_texts`` of the label's
-    texts (0: none); ``length`` characters per word (None: the template's number of ``[MASK]`` slots)."""
+    texts (0: none); ``length`` characters per word (None: the template's number of ``[MASK]`` slots).
+    ``ngrams=True`` proposes first the runs of ``length`` characters that stand together in at least
+    ``min_texts`` of the label's texts (words of the domain: ``房价``, ``比赛``), scored the same way,
+    before any combination of characters (those fill in for a label with too few runs)."""
 
-    top: int = 1
+    top: int = 2
     candidates: int = 10
     min_texts: int = 2
     length: Optional[int] = None
+    ngrams: bool = True
 
     def __post_init__(self) -> None:
         for name in ("top", "candidates", "min_texts"):
@@ -143,19 +147,37 @@ def text_counts(texts: Sequence[Sequence[int]], membership: np.ndarray, vocab_si
     return counts
 
 
+def text_ngrams(texts: Sequence[Sequence[int]], membership: np.ndarray, length: int,
+                candidate_ids: np.ndarray) -> List[Dict[Tuple[int, ...], int]]:
+    """Per label, in how many of its texts each run of ``length`` consecutive candidate tokens
+    occurs, as candidate indices: ``{(i_汽, i_车): 5, ...}``."""
+    position = {int(token): index for index, token in enumerate(candidate_ids)}
+    found: List[Dict[Tuple[int, ...], int]] = [{} for _ in range(np.asarray(membership).shape[1])]
+    for ids, member in zip(texts, membership):
+        runs = {tuple(position[int(t)] for t in ids[i : i + length]) for i in range(len(ids) - length + 1)
+                if all(int(t) in position for t in ids[i : i + length])}
+        for y in np.flatnonzero(np.asarray(member) > 0):
+            for run in runs:
+                found[y][run] = found[y].get(run, 0) + 1
+    return found
+
+
 def select_label_words(
     per_label: np.ndarray, total: np.ndarray, counts: np.ndarray, num_rows: int, labels: Sequence[str],
     candidate_ids: np.ndarray, candidate_strings: Sequence[str], settings: LabelWordSearch,
     check_word: Any = None, in_texts: Optional[np.ndarray] = None,
+    ngrams: Optional[Sequence[Mapping[Tuple[int, ...], int]]] = None,
 ) -> Tuple[Dict[str, List[str]], Dict[str, List[float]]]:
     """The ``top`` words of each label from the log-probability sums (see the module docstring).
 
     ``counts[y]`` is the number of the ``num_rows`` rows with label ``y``; ``check_word(word, ids)``
     (optional) says whether a joined word reads back as those token ids; ``in_texts[y, j]`` is the
-    number of label ``y``'s texts that hold candidate ``j`` (see :func:`text_counts`).
+    number of label ``y``'s texts that hold candidate ``j`` (see :func:`text_counts`); ``ngrams[y]``
+    the label's runs of candidates with their text counts (see :func:`text_ngrams`), proposed first.
     """
     slots = per_label.shape[1]
     beams: Dict[str, List[Tuple[float, Tuple[int, ...]]]] = {}
+    first: Dict[str, int] = {}
     for y, label in enumerate(labels):
         inside = counts[y]
         outside = num_rows - inside
@@ -174,8 +196,16 @@ def select_label_words(
             ratio = a[s, keep] - b[s, keep] if outside > 0 else a[s, keep]
             order = np.argsort(-ratio, kind="stable")
             options.append([(float(ratio[j]), int(keep[j])) for j in order])
-        beams[label] = best_combinations(options, width=max(4 * settings.top * len(labels), 64))
-    return assign_words(beams, labels, candidate_ids, candidate_strings, settings.top, check_word)
+        beam = best_combinations(options, width=max(4 * settings.top * len(labels), 64))
+        if ngrams is not None:
+            ratio = a - b if outside > 0 else a
+            runs = [run for run, n in ngrams[y].items() if n >= min(max(settings.min_texts, 1), inside)]
+            scored = sorted(((float(np.mean([ratio[s, j] for s, j in enumerate(run)])), run) for run in runs),
+                            key=lambda item: -item[0])
+            first[label] = len(scored)
+            beam = scored + beam
+        beams[label] = beam
+    return assign_words(beams, labels, candidate_ids, candidate_strings, settings.top, check_word, first)
 
 
 def best_combinations(options: Sequence[Sequence[Tuple[float, int]]], width: int) -> List[Tuple[float, Tuple[int, ...]]]:
@@ -202,13 +232,16 @@ def join_tokens(tokens: Sequence[str]) -> str:
 
 def assign_words(
     beams: Dict[str, List[Tuple[float, Tuple[int, ...]]]], labels: Sequence[str], candidate_ids: np.ndarray,
-    candidate_strings: Sequence[str], top: int, check_word: Any = None,
+    candidate_strings: Sequence[str], top: int, check_word: Any = None, first: Optional[Mapping[str, int]] = None,
 ) -> Tuple[Dict[str, List[str]], Dict[str, List[float]]]:
-    """Give each label its ``top`` best words, best-scoring claims first, no word to two labels."""
+    """Give each label its ``top`` best words, best-scoring claims first, no word to two labels;
+    the first ``first[label]`` words of a label's beam (its text n-grams) go before all the others."""
     claims = sorted(
-        ((score, label, combo) for label, beam in beams.items() for score, combo in beam),
-        key=lambda item: -item[0],
+        ((rank >= (first or {}).get(label, 0), -score, score, label, combo)
+         for label, beam in beams.items() for rank, (score, combo) in enumerate(beam)),
+        key=lambda item: item[:2],
     )
+    claims = [(score, label, combo) for _, _, score, label, combo in claims]
     words: Dict[str, List[str]] = {label: [] for label in labels}
     scores: Dict[str, List[float]] = {label: [] for label in labels}
     taken = set()
@@ -252,8 +285,9 @@ def search_label_words(
     in_texts = None
     if len(texts):
         in_texts = text_counts(texts, np.asarray(text_membership), total.shape[-1])[:, ids]
+    ngrams = text_ngrams(texts, np.asarray(text_membership), length, ids) if settings.ngrams and len(texts) else None
     words, scores = select_label_words(
         per_label, total, counts, len(rows), labels, ids, strings, settings, check_word=reads_back,
-        in_texts=in_texts,
+        in_texts=in_texts, ngrams=ngrams,
     )
     return LabelWordChoice(words, scores, settings, len(rows))
