@@ -30,7 +30,7 @@ def test_planted_single_character_keywords_are_recovered(tiny_model_dir, separab
     planted = {"sports": "天", "finance": "体", "weather": "财"}  # not what the cues mean: learned, not read
     plm = _planted(tiny_model_dir, train, ONE_MASK, planted, tmp_path)
     clf = PromptClassifier(plm, labels=list(planted), template=ONE_MASK, max_seq_length=32, label_words="auto")
-    words = clf.choose_label_words(train, LabelWordSearch(top=1, ngrams=False))  # the masked LM's words only
+    words = clf.choose_label_words(train, LabelWordSearch(top=1))
     assert words == {label: [word] for label, word in planted.items()}
     assert clf.label_word_choice["scores"]["sports"][0] > 0
 
@@ -40,7 +40,7 @@ def test_two_mask_words_are_built_from_the_planted_characters(tiny_model_dir, se
     planted = {"sports": "天气", "finance": "体育", "weather": "财经"}
     plm = _planted(tiny_model_dir, train, TWO_MASKS, planted, tmp_path)
     clf = PromptClassifier(plm, labels=list(planted), template=TWO_MASKS, max_seq_length=32, seed=0,
-                           label_words=LabelWordSearch(top=1, ngrams=False))
+                           label_words="auto")
     with pytest.raises(FewshotError, match="call fit"):
         clf.predict("球赛")
     clf.fit(train, **FAST)  # chooses the words first, then trains on them
@@ -140,7 +140,5 @@ def test_fewshot_train_auto_label_words_saves_the_chosen_words(tiny_model_dir, s
                        tiny_model_dir, "--template", TWO_MASKS, "--max-steps", "2", "--max-seq-length", "32",
                        "--output", str(tmp_path / "out"), "--auto-label-words"]) == 0
     clf = PromptClassifier.load(tmp_path / "out")
-    assert all(len(words) == 2 and all(len(w) == 2 for w in words) for words in clf.label_words.values())
-    for label, words in clf.label_words.items():  # by default the words are runs of the label's own texts
-        assert all(any(w in e.text_a for e in train if e.label == label) for w in words), (label, words)
+    assert all(len(words) == 1 and len(words[0]) == 2 for words in clf.label_words.values())
     assert clf.label_word_choice["settings"] == LabelWordSearch().config()

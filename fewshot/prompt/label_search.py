@@ -53,11 +53,11 @@ class LabelWordSearch:
     ``min_texts`` of the label's texts (words of the domain: ``房价``, ``比赛``), scored the same way,
     before any combination of characters (those fill in for a label with too few runs)."""
 
-    top: int = 2
+    top: int = 1
     candidates: int = 10
     min_texts: int = 2
     length: Optional[int] = None
-    ngrams: bool = True
+    ngrams: bool = False
 
     def __post_init__(self) -> None:
         for name in ("top", "candidates", "min_texts"):
