@@ -1,6 +1,7 @@
 """``fewshot-train --multi-label`` / ``--hierarchical``: options reach the classifier, bad rows name their line."""
 
 import json
+import os
 
 import pytest
 
@@ -47,3 +48,20 @@ def test_tune_thresholds_needs_a_task_and_dev(tiny_model_dir, tmp_path, capsys):
         train_main(["--train", "t.txt", "--labels", "l.txt", "--model", tiny_model_dir, "--output", "o",
                     "--tune-thresholds"])
     assert "--tune-thresholds needs --multi-label or --hierarchical, and --dev" in capsys.readouterr().err
+
+
+def test_fewshot_train_says_one_line_before_the_progress_bar(tiny_model_dir, separable_task, tmp_path):
+    import subprocess
+    import sys
+
+    train, _, words = separable_task
+    (tmp_path / "label.txt").write_text("".join(f"{k}=={v[0]}\n" for k, v in words.items()), encoding="utf-8")
+    (tmp_path / "train.txt").write_text("".join(f"{e.text_a}\t{e.label}\n" for e in train), encoding="utf-8")
+    command = [sys.executable, "-m", "fewshot.cli.train", "--train", str(tmp_path / "train.txt"), "--labels",
+               str(tmp_path / "label.txt"), "--model", tiny_model_dir, "--output", str(tmp_path / "out"),
+               "--template", "{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}", "--max-steps", "2"]
+    # OMP_NUM_THREADS=1: with more threads Paddle itself prints a two-line notice at import (docs/cpu.md)
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    before_bar = result.stderr.split("TrainProcess")[0].strip().splitlines()
+    assert len(before_bar) == 1 and before_bar[0].startswith("fewshot-train: 48 training rows"), before_bar

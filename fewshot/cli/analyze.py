@@ -21,6 +21,7 @@ from typing import List, Optional
 from ..analysis.label_issues import DEFAULT_FOLDS, issue_rows, out_of_fold_probabilities, rank_label_issues
 from ..analysis.tables import write_tsv
 from ..classifier import PromptClassifier
+from ..training.progress import quiet_paddlenlp
 from .common import run
 from .train import add_classifier_options, add_fields_option, add_training_options, classifier_from_args, fit_options
 from .train import read_rows, task_from_args
@@ -55,6 +56,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _label_issues(args: argparse.Namespace) -> int:
+    quiet_paddlenlp(args.verbose)
     if args.classifier:
         saved = PromptClassifier.load(args.classifier)
         task, build = saved.task, lambda: saved.untrained_copy(seed=args.seed)

@@ -19,6 +19,7 @@ from typing import List, Optional
 from ..analysis.label_issues import DEFAULT_FOLDS
 from ..analysis.report import DEFAULT_EXPLAINED, build_report, write_report
 from ..classifier import DEFAULT_BATCH_SIZE, PromptClassifier
+from ..training.progress import quiet_paddlenlp
 from .common import run
 from .train import add_fields_option, add_training_options, fit_options, read_rows
 
@@ -45,6 +46,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    quiet_paddlenlp(args.verbose)
     clf = PromptClassifier.load(args.classifier)
     data = read_rows(args.data, clf.task, args)
     train = read_rows(args.train, clf.task, args) if args.train else None

@@ -20,6 +20,7 @@ from ..analysis.tables import write_tsv
 from ..classifier import DEFAULT_BATCH_SIZE, PromptClassifier
 from ..data import format_fields, is_json_lines, parse_fields, read_examples
 from ..errors import FewshotError
+from ..training.progress import quiet_paddlenlp
 from .common import run
 
 COLUMNS = ("line", "text", "predicted", "score")
@@ -48,6 +49,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _select(args: argparse.Namespace) -> int:
+    quiet_paddlenlp()
     if args.k < 1:
         raise FewshotError(f"--k must be at least 1, got {args.k}")
     clf = PromptClassifier.load(args.classifier)

@@ -91,7 +91,6 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
 
 def fit_options(args: argparse.Namespace) -> Dict[str, Any]:
     """``fit`` keyword arguments from the training options, with the one-line loss log unless ``--verbose``."""
-    quiet_paddlenlp(args.verbose)
     return {"callbacks": [] if args.verbose else [LossLines()], **dataclass_values(args, TRAINING_OPTIONS)}
 
 
@@ -163,6 +162,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    quiet_paddlenlp(args.verbose)  # before the model loads: PaddleNLP logs every file it reads
     label_words, task = task_from_args(args)
     train = read_rows(args.train, task, args)
     dev = read_rows(args.dev, task, args) if args.dev else None
