@@ -1,4 +1,4 @@
-"""Label noise, simulated labelling and calibration, measured on TNEWS and on examples/hierarchical.
+"""Label noise, simulated labelling and calibration, measured on TNEWS and on data/hierarchical.
 
     flock /tmp/fewshot-heavy.lock python benchmarks/analysis.py --output output/analysis
 
@@ -23,7 +23,7 @@ Accuracy is on ``test_public.json`` (TNEWS) and ``test.txt`` (hierarchy: exact m
 Every experiment runs with ``--seeds`` (default 3) seeds: the seed draws the flipped rows, the
 random picks and the half split, and seeds training. Training: TNEWS as ``benchmarks/fewclue.py``'s
 prompt method (100 steps, batch 16, lr 2e-4, new parameters 1e-3, max_seq_length 64); the
-hierarchy as ``examples/hierarchical`` (batch 16, lr 3e-4, node biases 1e-2) with ``--hier-steps``
+hierarchy as ``examples/hierarchical`` trains on ``data/hierarchical`` (batch 16, lr 3e-4, node biases 1e-2) with ``--hier-steps``
 (default 200 instead of the example's 300, for time). Prints the CPU, cores and thread settings,
 one line per run with its wall time, the tables, and ends with the target line of (b): the best
 strategy's mean gain over random on TNEWS (target ≥ +1 point).
