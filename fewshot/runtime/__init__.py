@@ -10,10 +10,11 @@ deployment image installs only ``pip install fewshot``::
 
 from .batch import PredictSummary, predict_file, prediction_records, top_k
 from .manifest import GRAPH_INPUTS, MANIFEST_NAME, ONNX_FILES, OUTPUT_NAME, read_manifest
-from .predictor import OnnxPredictor
+from .predictor import OnnxPredictor, bundle_encoder
 from .tokenizer import load_wordpiece
 
 __all__ = [
-    "GRAPH_INPUTS", "MANIFEST_NAME", "ONNX_FILES", "OUTPUT_NAME", "OnnxPredictor", "PredictSummary", "load_wordpiece",
+    "GRAPH_INPUTS", "MANIFEST_NAME", "ONNX_FILES", "OUTPUT_NAME", "OnnxPredictor", "PredictSummary", "bundle_encoder",
+    "load_wordpiece",
     "predict_file", "prediction_records", "read_manifest", "top_k",
 ]

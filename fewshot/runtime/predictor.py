@@ -62,6 +62,37 @@ def _providers(device: str) -> List[str]:
     raise FewshotError(f"device must be 'cpu' or 'gpu', got {device!r}")
 
 
+def bundle_encoder(bundle_dir: Union[str, os.PathLike], manifest: Mapping[str, Any]) -> TemplateEncoder:
+    """The template encoder a bundle's manifest describes, over the bundle's tokenizer, with every id
+    checked against the vocabulary: what ``OnnxPredictor`` encodes with, and what feeds the bundle's
+    Paddle static graph without onnxruntime (docs/deployment.md §4).
+
+    >>> encoder = bundle_encoder("bundle/", read_manifest("bundle/"))
+    >>> encoder.pad(encoder.encode_batch([("文登区这些公路及危桥将进入封闭施工", None)]))["input_ids"].shape
+    (1, 29)
+    """
+    bundle_dir = Path(bundle_dir)
+    where = str(bundle_dir / MANIFEST_NAME)
+    encoding = manifest["encoding"]
+    spec = encoding["tokenizer"]
+    vocab = bundle_file(bundle_dir, spec["vocab_file"], "encoding.tokenizer.vocab_file")
+    tokenizer = load_wordpiece(vocab, spec)
+    encoder = TemplateEncoder.from_spec(encoding, batch_tokenize(tokenizer), where=where, error=BundleError)
+    if encoder.num_masks < 1:
+        raise BundleError(f"{where}: the encoding has no 'mask' part")
+    vocab_size = tokenizer.get_vocab_size(with_added_tokens=False)
+    vocab_rows = encoding.get("vocab_rows", vocab_size)
+    if not isinstance(vocab_rows, int) or vocab_rows < vocab_size:
+        raise BundleError(f"{where}: encoding.vocab_rows is {vocab_rows!r}, but {vocab.name} has {vocab_size} tokens")
+    rows = vocab_rows + encoder.num_soft_tokens
+    if encoder.max_id() >= rows:
+        raise BundleError(
+            f"{where}: the encoding uses token id {encoder.max_id()}, but the vocabulary and soft tokens "
+            f"have only {rows} ids"
+        )
+    return encoder
+
+
 class OnnxPredictor:
     """Predicts class probabilities for texts with a bundle's ONNX model.
 
@@ -94,7 +125,7 @@ class OnnxPredictor:
         self.task = manifest_task(self.bundle_dir, self.manifest)
         self.labels: List[str] = list(self.task.labels)
         self.batch_size = batch_size
-        self.encoder = self._build_encoder()
+        self.encoder = bundle_encoder(self.bundle_dir, self.manifest)
         self.long_text = manifest_long_text(self.bundle_dir / MANIFEST_NAME, self.manifest)
         if self.long_text is not None:
             try:
@@ -107,28 +138,6 @@ class OnnxPredictor:
     def classes_(self) -> np.ndarray:
         """The label of each probability column (scikit-learn's name)."""
         return np.array(self.labels, dtype=object)
-
-    def _build_encoder(self) -> TemplateEncoder:
-        """The template encoder the manifest describes, over the bundle's tokenizer; ids checked against the vocabulary."""
-        where = str(self.bundle_dir / MANIFEST_NAME)
-        encoding = self.manifest["encoding"]
-        spec = encoding["tokenizer"]
-        vocab = bundle_file(self.bundle_dir, spec["vocab_file"], "encoding.tokenizer.vocab_file")
-        tokenizer = load_wordpiece(vocab, spec)
-        encoder = TemplateEncoder.from_spec(encoding, batch_tokenize(tokenizer), where=where, error=BundleError)
-        if encoder.num_masks < 1:
-            raise BundleError(f"{where}: the encoding has no 'mask' part")
-        vocab_size = tokenizer.get_vocab_size(with_added_tokens=False)
-        vocab_rows = encoding.get("vocab_rows", vocab_size)
-        if not isinstance(vocab_rows, int) or vocab_rows < vocab_size:
-            raise BundleError(f"{where}: encoding.vocab_rows is {vocab_rows!r}, but {vocab.name} has {vocab_size} tokens")
-        rows = vocab_rows + encoder.num_soft_tokens
-        if encoder.max_id() >= rows:
-            raise BundleError(
-                f"{where}: the encoding uses token id {encoder.max_id()}, but the vocabulary and soft tokens "
-                f"have only {rows} ids"
-            )
-        return encoder
 
     def _open_session(self, path: Path, providers: List[str], threads: Optional[int], spin: bool) -> Any:
         """An onnxruntime session for ``path``, whose inputs and output must be the bundle's."""
