@@ -264,6 +264,11 @@ def test_serve_and_ray_answer_long_texts_with_the_bundles_pooled_probabilities(c
     assert answer.status_code == 200
     served = [[p["probabilities"][label] for label in predictor.labels] for p in answer.json()["predictions"]]
     np.testing.assert_allclose(served, expected, atol=1e-6, rtol=0)
+    windows = len(predictor.encode(texts))
+    with TestClient(create_app(predictor, ServeSettings(max_wait_ms=0, max_texts=len(texts), max_queue=windows - 1))) as client:
+        refused = client.post("/v1/predict", json={"texts": texts})
+    assert refused.status_code == 413 and refused.json()["limit"] == "max_queue"
+    assert f"are {windows} windows, more than the queue holds ({windows - 1})" in refused.json()["error"]
     records = BundleClassifier(predictor.bundle_dir, fields={"text_a": "sentence"}).classify(
         [{"sentence": text} for text in texts])
     assert [r["label"] for r in records] == predictor.predict(texts)

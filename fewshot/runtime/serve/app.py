@@ -125,6 +125,9 @@ async def _answer(predictor: Any, batcher: DynamicBatcher, parsed: PredictReques
         rows, sizes = flatten_windows(predictor.encode_texts(parsed.pairs))
     except DataError as exc:
         raise RequestRejected(422, f"texts: {exc}") from None
+    if len(rows) > batcher.max_queue:  # long texts: more windows than the queue can ever hold
+        raise RequestRejected(413, f"texts: the {len(sizes)} texts are {len(rows)} windows, more than the queue holds "
+                                   f"({batcher.max_queue}); send fewer or shorter texts", "max_queue", batcher.max_queue)
     try:
         probs = predictor.pool(await batcher.submit(rows), sizes)
     except QueueFull as exc:
