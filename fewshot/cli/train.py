@@ -107,12 +107,16 @@ def read_rows(path: str, task: Task, args: argparse.Namespace) -> List[Example]:
 
 def classifier_from_args(args: argparse.Namespace, label_words: Dict[str, List[str]], task: Task) -> PromptClassifier:
     """A new (untrained) classifier from the classifier options."""
-    template = set_soft_encoder(args.template, args.soft_encoder) if args.soft_encoder else args.template
     return PromptClassifier.from_task(
-        args.model, task, label_words, template=template, verbalizer=args.verbalizer,
+        args.model, task, label_words, template=template_from_args(args), verbalizer=args.verbalizer,
         max_seq_length=args.max_seq_length, method=args.method, calibrate=args.calibrate, seed=args.seed,
         long_text=long_text_from_args(args), search=LabelWordSearch() if args.auto_label_words else None,
     )
+
+
+def template_from_args(args: argparse.Namespace) -> str:
+    """``--template`` with ``--soft-encoder`` applied to its soft tokens that name none."""
+    return set_soft_encoder(args.template, args.soft_encoder) if args.soft_encoder else args.template
 
 
 def long_text_from_args(args: argparse.Namespace) -> Optional[LongText]:
@@ -192,10 +196,9 @@ def _distill(args: argparse.Namespace, task: Task, label_words: Dict[str, List[s
     sets = [resolve_label_words(path) for path in config.member_labels]
     options = {"verbalizer": args.verbalizer, "max_seq_length": args.max_seq_length,
                "long_text": long_text_from_args(args)}
-    template = set_soft_encoder(args.template, args.soft_encoder) if args.soft_encoder else args.template
     fit = fit_options(args)
-    result = distill(args.model, task, label_words, train, unlabeled, args.output, config, template=template,
-                     eval_data=dev, label_word_sets=sets, classifier_options=options,
+    result = distill(args.model, task, label_words, train, unlabeled, args.output, config,
+                     template=template_from_args(args), eval_data=dev, label_word_sets=sets, classifier_options=options,
                      training_args={k: v for k, v in fit.items() if k != "callbacks"}, callbacks=fit["callbacks"])
     print(json.dumps(result.report, indent=2, ensure_ascii=False))
     print(f"fewshot-train: saved the distilled classifier to {result.output / MODEL_DIR} "
