@@ -236,16 +236,16 @@ def assign_words(
 ) -> Tuple[Dict[str, List[str]], Dict[str, List[float]]]:
     """Give each label its ``top`` best words, best-scoring claims first, no word to two labels;
     the first ``first[label]`` words of a label's beam (its text n-grams) go before all the others."""
+    leading = first or {}
     claims = sorted(
-        ((rank >= (first or {}).get(label, 0), -score, score, label, combo)
+        ((score, label, combo, rank < leading.get(label, 0))
          for label, beam in beams.items() for rank, (score, combo) in enumerate(beam)),
-        key=lambda item: item[:2],
+        key=lambda item: (not item[3], -item[0]),
     )
-    claims = [(score, label, combo) for _, _, score, label, combo in claims]
     words: Dict[str, List[str]] = {label: [] for label in labels}
     scores: Dict[str, List[float]] = {label: [] for label in labels}
     taken = set()
-    for score, label, combo in claims:
+    for score, label, combo, _ in claims:
         if len(words[label]) >= top:
             continue
         word = join_tokens([candidate_strings[i] for i in combo])
