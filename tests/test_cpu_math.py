@@ -1,6 +1,7 @@
 """fast_cpu_math: contiguous kernels and flushed denormals inside, the previous settings after."""
 
 import platform
+import resource
 
 import numpy as np
 import paddle
@@ -8,6 +9,7 @@ import pytest
 from paddlenlp.transformers import AutoModelForMaskedLM
 
 from fewshot.classifier import PromptClassifier
+from fewshot.training import cpu_math
 from fewshot.training.cpu_math import STRIDE_FLAG, denormals_flushed, fast_cpu_math
 from fewshot.training.trainer import PromptTrainer
 
@@ -43,6 +45,31 @@ def test_denormals_read_as_zero_inside_only():
     np.testing.assert_array_equal(inside, [0.0, 1.0])
     np.testing.assert_array_equal(outside, [DENORMAL, 1.0])
     assert not denormals_flushed()
+
+
+needs_glibc = pytest.mark.skipif(cpu_math._GLIBC is None, reason="the malloc settings are made with 64-bit glibc only")
+
+
+def _page_faults_of_large_tensors(count: int = 4) -> int:
+    """Minor page faults of making and dropping ``count`` 64 MiB tensors (after one to warm the heap)."""
+    paddle.zeros([16 << 20])
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(count):
+        paddle.zeros([16 << 20])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+@needs_glibc
+def test_freed_memory_is_reused_inside_and_returned_after():
+    pages = 4 * (64 << 20) // resource.getpagesize()
+    assert _page_faults_of_large_tensors() > pages * 0.9, "outside, every 64 MiB tensor is a fresh mmap"
+    with fast_cpu_math():
+        with fast_cpu_math():
+            nested = _page_faults_of_large_tensors()
+        inner_exit = _page_faults_of_large_tensors()
+    after = _page_faults_of_large_tensors()
+    assert nested < pages * 0.05 and inner_exit < pages * 0.05, "inside, the freed memory is reused"
+    assert after > pages * 0.9, "after the outermost block, large tensors are mmapped (and returned) again"
 
 
 def _loss_and_grads(model_dir, ids):
