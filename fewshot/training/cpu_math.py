@@ -20,8 +20,9 @@ pretraining run) and restores what was there before:
   model page-faulted about 150,000 fresh pages (600 MB), and the large matrix-multiply
   gradients, written into fresh pages, ran no faster on two cores than on one (a feed-forward
   weight's gradient: 23 ms on one thread, 25-27 ms on two, 13 ms once the memory is reused).
-  Inside the block freed memory stays in the heap and is reused (15,000-40,000 faults a step). glibc keeps no record of its previous settings, so on leaving
-  the outermost block fewshot sets the values a long-running glibc process ends up with
+  Inside the block freed memory stays in the heap and is reused (15,000-40,000 faults a step).
+  glibc keeps no record of its previous settings, so on leaving the outermost block fewshot
+  sets the values a long-running glibc process ends up with
   (``M_MMAP_MAX`` 65,536, ``M_MMAP_THRESHOLD`` 32 MiB, ``M_TRIM_THRESHOLD`` 64 MiB: glibc's
   sliding thresholds at their 64-bit maximum) and returns the memory kept to the kernel
   (``malloc_trim``). The numbers computed do not change.
