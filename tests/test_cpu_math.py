@@ -72,6 +72,42 @@ def test_freed_memory_is_reused_inside_and_returned_after():
     assert after > pages * 0.9, "after the outermost block, large tensors are mmapped (and returned) again"
 
 
+class _RecordingGlibc:
+    """Stands in for glibc: reports ``free`` bytes held by the heap and records ``malloc_trim`` calls."""
+
+    def __init__(self, free):
+        self.free, self.trims, self.settings = free, [], []
+
+    def mallopt(self, parameter, value):
+        self.settings.append((parameter, value))
+
+    def mallinfo2(self):
+        return cpu_math._MallInfo2(fordblks=self.free)
+
+    def malloc_trim(self, pad):
+        self.trims.append(pad)
+
+
+@pytest.mark.parametrize("free, trimmed", [(cpu_math.STEADY_TRIM_THRESHOLD + 1, True), (8 << 20, False)])
+def test_free_memory_returned_only_when_the_heap_holds_much(monkeypatch, free, trimmed):
+    glibc = _RecordingGlibc(free)
+    monkeypatch.setattr(cpu_math, "_GLIBC", glibc)
+    with fast_cpu_math():
+        assert glibc.settings == list(cpu_math.KEEP_FREED_MEMORY)
+    assert glibc.settings[-3:] == list(cpu_math.GLIBC_STEADY_STATE)
+    assert glibc.trims == ([0] if trimmed else []), "a predict call's few freed MiB stay for the next call"
+
+
+@needs_glibc
+@pytest.mark.skipif(not hasattr(cpu_math._GLIBC, "mallinfo2"), reason="mallinfo2 needs glibc 2.33+")
+def test_free_heap_bytes_counts_memory_freed_inside_the_block():
+    with fast_cpu_math():
+        before = cpu_math.free_heap_bytes()
+        tensor = paddle.zeros([16 << 20])
+        del tensor
+        assert cpu_math.free_heap_bytes() >= before + (64 << 20) * 0.99
+
+
 def _loss_and_grads(model_dir, ids):
     paddle.seed(0)
     model = AutoModelForMaskedLM.from_pretrained(model_dir)
