@@ -215,6 +215,18 @@ def default_threads(cores: int, environ: Mapping[str, str]) -> int:
     return max(1, cores // processes)
 
 
+def kernel_threads(environ: Optional[Mapping[str, str]] = None) -> int:
+    """Threads Paddle's CPU kernels run on: ``OMP_NUM_THREADS`` (which Paddle sets to 1 when unset).
+
+    ``{"OMP_NUM_THREADS": "2"}`` → 2; unset or not a positive number → 1.
+    """
+    environ = os.environ if environ is None else environ
+    try:
+        return max(1, int(environ.get(THREADS, "1")))
+    except ValueError:
+        return 1
+
+
 _WARNED = False
 
 

@@ -39,7 +39,6 @@ x86-64 Linux only, the malloc settings with 64-bit glibc only.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import platform
 import sys
 import threading
@@ -48,11 +47,10 @@ from typing import Any, Iterator, Optional, Tuple
 
 import paddle
 
+from .float_env import FTZ_DAZ_BITS, get_mxcsr, set_mxcsr
 from .grad_clip import use_global_norm_clip
 
 STRIDE_FLAG = "FLAGS_use_stride_kernel"
-FTZ_DAZ_BITS = 0x8040
-"""MXCSR bit 15 (flush to zero) and bit 6 (denormals are zero)."""
 
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
@@ -78,26 +76,6 @@ class _MallInfo2(ctypes.Structure):
     ]
 
 
-class _FloatEnv(ctypes.Structure):
-    """glibc's x86-64 ``fenv_t``: the x87 environment (28 bytes), then MXCSR."""
-
-    _fields_ = [("x87", ctypes.c_uint8 * 28), ("mxcsr", ctypes.c_uint32)]
-
-
-def _libm() -> Optional[Any]:
-    """glibc's libm on x86-64 Linux, where ``fenv_t`` has the layout above; None elsewhere."""
-    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
-        return None
-    name = ctypes.util.find_library("m")
-    if name is None:
-        return None
-    try:
-        return ctypes.CDLL(name)
-    except OSError:
-        return None
-
-
-_LIBM = _libm()
 
 
 def _glibc() -> Optional[Any]:
@@ -160,32 +138,6 @@ def _freed_memory_kept() -> Iterator[None]:
                 _return_free_memory()
 
 
-def _float_env() -> Optional[_FloatEnv]:
-    """This thread's floating-point environment, or None where it cannot be read."""
-    env = _FloatEnv()
-    if _LIBM is None or _LIBM.fegetenv(ctypes.byref(env)) != 0:
-        return None
-    return env
-
-
-def _get_mxcsr() -> Optional[int]:
-    env = _float_env()
-    return None if env is None else int(env.mxcsr)
-
-
-def _set_mxcsr(value: int) -> None:
-    env = _float_env()
-    if env is not None:
-        env.mxcsr = value
-        _LIBM.fesetenv(ctypes.byref(env))
-
-
-def denormals_flushed() -> bool:
-    """True when this thread flushes float denormals to zero (FTZ and DAZ both set)."""
-    mxcsr = _get_mxcsr()
-    return mxcsr is not None and mxcsr & FTZ_DAZ_BITS == FTZ_DAZ_BITS
-
-
 @contextmanager
 def fast_cpu_math() -> Iterator[None]:
     """Within the block, Paddle on CPU uses contiguous view kernels, flushes denormals to zero and
@@ -197,17 +149,17 @@ def fast_cpu_math() -> Iterator[None]:
         yield
         return
     stride_before = paddle.get_flags([STRIDE_FLAG])[STRIDE_FLAG]
-    mxcsr_before = _get_mxcsr()
+    mxcsr_before = get_mxcsr()
     paddle.set_flags({STRIDE_FLAG: False})
     if mxcsr_before is not None:
-        _set_mxcsr(mxcsr_before | FTZ_DAZ_BITS)
+        set_mxcsr(mxcsr_before | FTZ_DAZ_BITS)
     try:
         with _freed_memory_kept():
             yield
     finally:
         paddle.set_flags({STRIDE_FLAG: stride_before})
         if mxcsr_before is not None:
-            _set_mxcsr(mxcsr_before)
+            set_mxcsr(mxcsr_before)
 
 
 class FastCpuMathTrainer:
