@@ -11,7 +11,7 @@ import pytest
 
 from fewshot.cli.predict import main as predict_main
 from fewshot.errors import DataError, FewshotError
-from fewshot.integrations.ray import BundleClassifier
+from fewshot.integrations.ray import BundleClassifier, predict_file_ray
 from fewshot.runtime import OnnxPredictor, prediction_records
 
 pd = pytest.importorskip("pandas")
@@ -56,6 +56,17 @@ def test_bundle_classifier_adds_fewshot_predict_records_to_pandas_and_arrow_batc
         BundleClassifier(tiny_bundle, fields={"text_a": "sentence"})(frame)
     with pytest.raises(FewshotError, match="on_error must be 'fail' or 'skip'"):
         BundleClassifier(tiny_bundle, on_error="ignore")
+
+
+def test_a_ray_the_call_started_is_shut_down_when_it_returns(tiny_bundle, texts, tmp_path):
+    ray = pytest.importorskip("ray")
+    assert not ray.is_initialized()
+    data = tmp_path / "data.txt"
+    data.write_text("\n".join(texts[:10]) + "\n", encoding="utf-8")
+    summary = predict_file_ray(tiny_bundle, data, tmp_path / "out.jsonl", chunk_size=4, workers=1)
+    assert summary.lines == 10 and not ray.is_initialized()  # no workers or CPUs left held in this process
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["line"] for r in records] == list(range(1, 11))
 
 
 def _write_input(path, texts):

@@ -28,6 +28,8 @@ from fewshot.cli.serve import main as serve_main  # noqa: E402
 from fewshot.runtime import OnnxPredictor, prediction_records  # noqa: E402
 from fewshot.runtime.serve import ServeSettings, create_app  # noqa: E402
 
+from conftest import CHILD_TIMEOUT_S  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 LOCALHOST = "127.0.0.1"
 
@@ -256,19 +258,22 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-def test_sigterm_drains_queued_requests_and_exits_0(tiny_bundle, predictor, texts):
+def test_sigterm_drains_queued_requests_and_exits_0(tiny_bundle, predictor, texts, tmp_path):
     port = _free_port()
     base = f"http://{LOCALHOST}:{port}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "fewshot.cli.serve", str(tiny_bundle), "--host", LOCALHOST, "--port", str(port),
                "--threads", "1", "--max-batch", "64", "--max-wait-ms", "10000", "--log-level", "warning"]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The server's output goes to a file, not a pipe nobody reads while it runs: a full pipe would block the server.
+    log = tmp_path / "serve.log"
+    with open(log, "w") as sink:
+        server = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT)
     try:
         def ready():
             try:
                 return httpx.get(base + "/readyz", timeout=1).status_code == 200
             except httpx.TransportError:
-                assert server.poll() is None, server.communicate()
+                assert server.poll() is None, log.read_text()
                 return False
 
         wait_for(ready, "the server to be ready", 60)
@@ -290,7 +295,7 @@ def test_sigterm_drains_queued_requests_and_exits_0(tiny_bundle, predictor, text
         if server.poll() is None:
             server.kill()
             server.wait(10)
-    assert code == 0, server.stderr.read()
+    assert code == 0, log.read_text()
     assert [r.status_code for r in responses] == [200, 200, 200]
     for response, group in zip(responses, groups):
         assert_same_records(response.json()["predictions"], expected_records(predictor, group))
@@ -312,7 +317,8 @@ def test_serve_and_ray_modules_do_not_import_paddle():
     code = ("import sys, fewshot.runtime.serve, fewshot.cli.serve, fewshot.integrations.ray; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('paddle', 'paddlenlp')); "
             "assert not bad, bad")
-    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                   timeout=CHILD_TIMEOUT_S)
 
 
 def test_serve_without_its_extra_says_how_to_install_it(tiny_bundle, monkeypatch, capsys):

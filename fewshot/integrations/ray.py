@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
@@ -188,8 +189,8 @@ def predict_file_ray(
     """``predict_file`` on Ray: ``workers`` actors of ``threads`` CPUs each predict the chunks of
     ``input_path`` (``.jsonl``/``.json``, text, or ``.parquet``); the driver writes ``output_path``
     (JSON lines, or ``.parquet``) in row order, atomically, with ``fewshot-predict``'s records and
-    error handling. ``address`` joins a running cluster (``"auto"``, ``"ray://head:10001"``);
-    without it a local Ray starts on this machine."""
+    error handling. A Ray already running is used and left running; otherwise the call joins ``address``
+    (``"auto"``, ``"ray://head:10001"``) or, without one, starts a local Ray, and shuts it down on return."""
     ray = require_ray()
     if on_error not in ("fail", "skip"):
         raise FewshotError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
@@ -204,37 +205,52 @@ def predict_file_ray(
     schema = record_schema(probe.task) if output_path.suffix.lower() == ".parquet" else None
     del probe
 
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-    logging.getLogger("ray.data").setLevel(logging.ERROR)  # no progress and execution lines on the user's stderr
-    context = ray.data.DataContext.get_current()
-    context.execution_options.preserve_order = True
-    context.enable_progress_bars = False
+    with _ray_session(ray, address):
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # no progress and execution lines on the user's stderr
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True
+        context.enable_progress_bars = False
 
-    import pandas as pd
+        import pandas as pd
 
-    refs, errors = [], {}
-    for rows, bad in _input_chunks(input_path, parser, chunk_size):
-        errors.update(bad)
-        if rows:
-            refs.append(ray.put(pd.DataFrame(rows, columns=["line", "text_a", "text_b"])))
-    predicted = iter(())
-    if refs:
-        dataset = ray.data.from_pandas_refs(refs).map_batches(
-            BundleClassifier, batch_size=None, batch_format="pandas", num_cpus=threads,
-            compute=ray.data.ActorPoolStrategy(size=workers),
-            fn_constructor_kwargs={"bundle": str(bundle), "fields": {"text_a": "text_a", "text_b": "text_b"},
-                                   "top_k": k, "threads": threads, "batch_size": batch_size,
-                                   "precision": precision, "on_error": "skip"})
-        predicted = _rows_in_order(dataset)
-    summary = PredictSummary()
-    with atomic_file(output_path, "the predictions") as tmp:
-        _write(tmp, schema, _records(predicted, errors, input_path, on_error, summary))
-    return summary
+        refs, errors = [], {}
+        for rows, bad in _input_chunks(input_path, parser, chunk_size):
+            errors.update(bad)
+            if rows:
+                refs.append(ray.put(pd.DataFrame(rows, columns=["line", "text_a", "text_b"])))
+        dataset = None
+        if refs:
+            dataset = ray.data.from_pandas_refs(refs).map_batches(
+                BundleClassifier, batch_size=None, batch_format="pandas", num_cpus=threads,
+                compute=ray.data.ActorPoolStrategy(size=workers),
+                fn_constructor_kwargs={"bundle": str(bundle), "fields": {"text_a": "text_a", "text_b": "text_b"},
+                                       "top_k": k, "threads": threads, "batch_size": batch_size,
+                                       "precision": precision, "on_error": "skip"})
+        summary = PredictSummary()
+        # Closed on every exit: a failed line stops Ray's execution now, not when the iterator is collected.
+        with closing(_rows_in_order(dataset)) as predicted, atomic_file(output_path, "the predictions") as tmp:
+            _write(tmp, schema, _records(predicted, errors, input_path, on_error, summary))
+        return summary
 
 
-def _rows_in_order(dataset: Any) -> Iterator[Dict[str, Any]]:
-    """The predicted rows, checked to come back in line order."""
+@contextmanager
+def _ray_session(ray: Any, address: Optional[str]) -> Iterator[None]:
+    """Ray as the caller left it: a running one is used and left running; otherwise one is started (joining
+    ``address``, or a local one) and shut down on leaving, with every worker it started."""
+    if ray.is_initialized():
+        yield
+        return
+    ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _rows_in_order(dataset: Optional[Any]) -> Iterator[Dict[str, Any]]:
+    """The predicted rows of ``dataset`` (none for None), checked to come back in line order."""
+    if dataset is None:
+        return
     last = 0
     for batch in dataset.iter_batches(batch_size=None, batch_format="pandas"):
         for row in batch.to_dict("records"):
