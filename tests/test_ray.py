@@ -1,6 +1,6 @@
 """Ray Data batch inference: BundleClassifier on pandas/pyarrow batches, fewshot-predict --engine ray = fewshot-predict.
 
-Runs on a local Ray (``ray.init(num_cpus=2)``); skipped when ray is not installed.
+Each Ray run starts and stops its own local Ray; skipped when ray is not installed.
 """
 
 import json
@@ -19,12 +19,11 @@ pa = pytest.importorskip("pyarrow")
 
 
 @pytest.fixture(scope="module")
-def local_ray():
+def ray():
+    """Each call below starts its own local Ray and shuts it down on return, so none inherits another's workers."""
     ray = pytest.importorskip("ray")
     pytest.importorskip("ray.data")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-    yield ray
-    ray.shutdown()
+    return ray
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +57,7 @@ def test_bundle_classifier_adds_fewshot_predict_records_to_pandas_and_arrow_batc
         BundleClassifier(tiny_bundle, on_error="ignore")
 
 
-def test_a_ray_the_call_started_is_shut_down_when_it_returns(tiny_bundle, texts, tmp_path):
-    ray = pytest.importorskip("ray")
+def test_a_ray_the_call_started_is_shut_down_when_it_returns(ray, tiny_bundle, texts, tmp_path):
     assert not ray.is_initialized()
     data = tmp_path / "data.txt"
     data.write_text("\n".join(texts[:10]) + "\n", encoding="utf-8")
@@ -76,7 +74,7 @@ def _write_input(path, texts):
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def test_ray_engine_output_is_identical_to_fewshot_predict(local_ray, tiny_bundle, texts, tmp_path, capsys):
+def test_ray_engine_output_is_identical_to_fewshot_predict(ray, tiny_bundle, texts, tmp_path, capsys):
     data = tmp_path / "data.jsonl"
     _write_input(data, texts * 2)
     common = ["--bundle", str(tiny_bundle), "--input", str(data), "--top-k", "2", "--chunk-size", "16",
@@ -97,7 +95,7 @@ def test_ray_engine_output_is_identical_to_fewshot_predict(local_ray, tiny_bundl
     assert not (tmp_path / "fail.jsonl").exists()
 
 
-def test_ray_engine_reads_and_writes_parquet(local_ray, tiny_bundle, texts, tmp_path):
+def test_ray_engine_reads_and_writes_parquet(ray, tiny_bundle, texts, tmp_path):
     import pyarrow.parquet as pq
 
     data = tmp_path / "data.jsonl"
