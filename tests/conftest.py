@@ -11,7 +11,7 @@ TNEWS = SHARED / "fewclue" / "tnews"
 
 CHILD_TIMEOUT_S = 300
 """A child process a test starts that runs longer than this has hung: the test fails (TimeoutExpired) at once
-instead of stalling the whole run until CI's limit. Generous: the slowest child (a 2-step CLI train) takes ~15 s."""
+instead of stalling the whole run until CI's limit. Generous: every child here finishes in seconds."""
 
 # Every character the tests tokenize: templates, label words, synthetic task texts.
 VOCAB_TEXTS = [
