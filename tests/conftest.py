@@ -9,10 +9,6 @@ from fewshot.testing import build_tiny_model, make_separable_task
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TNEWS = SHARED / "fewclue" / "tnews"
 
-CHILD_TIMEOUT_S = 300
-"""A child process a test starts that runs longer than this has hung: the test fails (TimeoutExpired) at once
-instead of stalling the whole run until CI's limit. Generous: every child here finishes in seconds."""
-
 # Every character the tests tokenize: templates, label words, synthetic task texts.
 VOCAB_TEXTS = [
     "这条新闻的主题是这句话的类别是初始化文字主题",

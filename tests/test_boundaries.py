@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CHILD_TIMEOUT_S
-
 PACKAGE = Path(__file__).resolve().parents[1] / "fewshot"
 PADDLE_FREE = ("errors", "cpu_env", "atomic", "documents", "inference", "data", "tasks", "template", "runtime", "integrations", "analysis", "cli/predict", "cli/serve", "cli/common")
 """Modules and subpackages a deployment image imports: they must not need Paddle or PaddleNLP."""
@@ -60,8 +58,7 @@ def test_importing_the_runtime_loads_no_paddle_even_indirectly():
         "fewshot.template; bad = [m for m in sys.modules if m.split('.')[0] in ('paddle', 'paddlenlp')]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=CHILD_TIMEOUT_S)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

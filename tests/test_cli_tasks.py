@@ -8,8 +8,6 @@ import pytest
 from fewshot.classifier import PromptClassifier
 from fewshot.cli.train import main as train_main
 
-from conftest import CHILD_TIMEOUT_S
-
 TEMPLATE = "{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}"
 COMMON = ["--template", TEMPLATE, "--max-steps", "2", "--batch-size", "4", "--max-seq-length", "32"]
 
@@ -63,8 +61,7 @@ def test_fewshot_train_says_one_line_before_the_progress_bar(tiny_model_dir, sep
                str(tmp_path / "label.txt"), "--model", tiny_model_dir, "--output", str(tmp_path / "out"),
                "--template", "{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}", "--max-steps", "2"]
     # OMP_NUM_THREADS=1: with more threads Paddle itself prints a two-line notice at import (docs/cpu.md)
-    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                            timeout=CHILD_TIMEOUT_S)
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
     before_bar = result.stderr.split("TrainProcess")[0].strip().splitlines()
     assert len(before_bar) == 1 and before_bar[0].startswith("fewshot-train: 48 training rows"), before_bar

@@ -14,8 +14,6 @@ import pytest
 
 from fewshot.classifier import PromptClassifier
 
-from conftest import CHILD_TIMEOUT_S
-
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = "{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}"
 
@@ -31,8 +29,7 @@ def runtime_venv():
 
 
 def test_runtime_only_environment_has_no_paddle(runtime_venv):
-    result = subprocess.run([str(runtime_venv / "bin" / "python"), "-c", "import paddle"], capture_output=True, text=True,
-                            timeout=CHILD_TIMEOUT_S)
+    result = subprocess.run([str(runtime_venv / "bin" / "python"), "-c", "import paddle"], capture_output=True, text=True)
     assert result.returncode != 0 and "No module named 'paddle'" in result.stderr
 
 
@@ -48,7 +45,7 @@ def test_runtime_only_fewshot_predict_matches_the_classifier(runtime_venv, tiny_
         result = subprocess.run(
             [str(runtime_venv / "bin" / "fewshot-predict"), "--bundle", str(bundle), "--input", str(tmp_path / "data.txt"),
              "--output", str(out), "--precision", precision, "--no-progress"],
-            capture_output=True, text=True, timeout=CHILD_TIMEOUT_S,
+            capture_output=True, text=True,
         )
         assert result.returncode == 0, result.stderr
         records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
