@@ -71,3 +71,35 @@ def test_two_cpu_processes_train_one_model_that_loads_and_predicts(tiny_model_di
     assert len(predicted) == len(test) and set(predicted) <= set(words)
     assert abs(clf.evaluate(test)["accuracy"] - metrics["eval_accuracy"]) < 1e-6
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no half-written copies
+
+
+END = '''
+import atexit, sys
+from fewshot.training.distributed import end_process
+
+atexit.register(lambda: print("exit handler ran"))
+print("buffered line")
+sys.stderr.write("stderr line\\n")
+status = end_process(3)
+print(f"end_process returned {status}")
+'''
+
+
+def _end_process(tmp_path, world_size):
+    (tmp_path / "end.py").write_text(END, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PADDLE_TRAINERS_NUM": str(world_size), "PADDLE_TRAINER_ID": "0"}
+    return subprocess.run([sys.executable, str(tmp_path / "end.py")], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_end_process_ends_a_multi_process_run_with_its_status_after_exit_handlers_and_flushing(tmp_path):
+    done = _end_process(tmp_path, world_size=2)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["buffered line", "exit handler ran"]  # piped stdout is block-buffered
+    assert "stderr line" in done.stderr
+
+
+def test_end_process_returns_the_status_in_a_single_process_run(tmp_path):
+    done = _end_process(tmp_path, world_size=1)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["buffered line", "end_process returned 3", "exit handler ran"]

@@ -15,6 +15,7 @@ from typing import List, Optional
 
 from ..pretraining.corpus import measure_corpus
 from ..pretraining.pretrain import STATS_NAME, PretrainConfig, PretrainError, run_pretraining
+from ..training.distributed import end_process
 from ..training.progress import LossLines, quiet_paddlenlp
 from .common import run, show_fewshot_logs
 from .corpus_stats import add_corpus_arguments, report_stats
@@ -53,9 +54,10 @@ def config_from_args(args: argparse.Namespace) -> PretrainConfig:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """``fewshot-pretrain``: pretrain (or with --stats-only, count) and print a JSON summary; 2 on bad input."""
+    """``fewshot-pretrain``: pretrain (or with --stats-only, count) and print a JSON summary; 2 on bad input
+    (under ``paddle.distributed.launch`` with several processes the process ends here: ``end_process``)."""
     args = build_parser().parse_args(argv)
-    return run(lambda: _pretrain(args), "fewshot-pretrain")
+    return end_process(run(lambda: _pretrain(args), "fewshot-pretrain"))
 
 
 def _pretrain(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ from ..tasks import DEFAULT_LABEL_DELIMITER, DEFAULT_PATH_DELIMITER, Task, build
 from ..tasks.pooling import POOLINGS
 from ..template import DEFAULT_POOLING, ENCODERS, LongText, set_soft_encoder
 from ..training.arguments import PromptTrainingArguments
+from ..training.distributed import end_process
 from ..training.progress import LossLines, quiet_paddlenlp
 from ..unlabeled import DistillationConfig, distill
 from ..unlabeled.config import OPTIONS as DISTILLATION_OPTIONS
@@ -143,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """``fewshot-train``: exit status 0, or 2 with one error line for bad input."""
+    """``fewshot-train``: exit status 0, or 2 with one error line for bad input (under
+    ``paddle.distributed.launch`` with several processes the process ends here: ``end_process``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.calibrate and args.method != "zeroshot":
@@ -162,7 +164,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                            or args.method != "prompt"):
         parser.error("--unlabeled trains prompt members with given label words; it does not combine with "
                      "--tune-thresholds, --fit-temperature, --auto-label-words or --method " + args.method)
-    return run(lambda: _train(args), "fewshot-train")
+    return end_process(run(lambda: _train(args), "fewshot-train"))
 
 
 def _train(args: argparse.Namespace) -> int:
