@@ -123,6 +123,23 @@ def test_a_few_steps_lower_the_heldout_mlm_loss_and_save_step_models(corpus_dir,
     assert sorted(p.name for p in (tmp_path / "out").glob("checkpoint-*")) == ["checkpoint-30"]
 
 
+class ReleaseGrads(TrainerCallback):
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.value = args.release_grads
+
+
+def test_gradients_are_freed_after_each_step_with_the_same_losses_as_zero_filling(corpus_dir, model_dir, tmp_path):
+    runs = {}
+    for release in (True, False):
+        losses, seen = TrainLosses(), ReleaseGrads()
+        extra = {} if release else {"extra_args": {"release_grads": False}}
+        result = run_pretraining(config(corpus_dir, tmp_path / str(release), model_dir, max_steps=8, eval_steps=8,
+                                        eval_ratio=0.1, **extra), callbacks=[losses, seen])
+        runs[release] = (seen.value, losses.losses, [e["eval_loss"] for e in result.eval_history])
+    assert runs[True][0] is True and runs[False][0] is False  # the default frees them
+    assert len(runs[True][1]) == 8 and runs[True][1:] == runs[False][1:]  # bit-identical training
+
+
 def test_saved_step_checkpoints_load_with_prompt_classifier(corpus_dir, model_dir, tmp_path):
     run_pretraining(config(corpus_dir, tmp_path / "out", model_dir, max_steps=10))
     base = PromptClassifier(model_dir, labels=LABEL_WORDS, template=TEMPLATE, max_seq_length=32, seed=0)

@@ -12,7 +12,8 @@ from its last ``checkpoint-N``). What this module adds:
   and every ``--eval-steps``;
 - ``output/model_<step>`` for every saved step (and the last step): plain PaddleNLP model
   directories with the tokenizer, loadable by ``PromptClassifier`` and ``fewshot-compare``;
-- on CPU, training and evaluation in ``fast_cpu_math`` (see ``fewshot.training.cpu_math``).
+- on CPU, training and evaluation in ``fast_cpu_math`` (see ``fewshot.training.cpu_math``), and
+  gradients freed after each step instead of zero-filled (``release_grads``, as ``fit`` does).
 
 Output layout::
 
@@ -512,6 +513,7 @@ def training_arguments(config: PretrainConfig) -> TrainingArguments:
         remove_unused_columns=False,
         do_train=True,
         do_eval=evaluate,
+        release_grads=True,
     )
     values.update(config.extra_args)
     return TrainingArguments(**values)
