@@ -5,13 +5,15 @@ Each Ray run starts and stops its own local Ray; skipped when ray is not install
 
 import json
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
 
 from fewshot.cli.predict import main as predict_main
 from fewshot.errors import DataError, FewshotError
-from fewshot.integrations.ray import BundleClassifier, predict_file_ray
+from fewshot.integrations.ray import PREFETCHER_THREAD, BundleClassifier, predict_file_ray
 from fewshot.runtime import OnnxPredictor, prediction_records
 
 pd = pytest.importorskip("pandas")
@@ -67,6 +69,30 @@ def test_a_ray_the_call_started_is_shut_down_when_it_returns(ray, tiny_bundle, t
     assert [r["line"] for r in records] == list(range(1, 11))
 
 
+def test_a_ray_the_call_started_outlives_every_dataset_thread(ray, tiny_bundle, texts, tmp_path,
+                                                                       monkeypatch):
+    from ray.data._internal.execution.streaming_executor import StreamingExecutor
+
+    run = StreamingExecutor.run
+
+    def slow_to_end(self):  # as on a busy machine: the thread outlives Ray Data's own 2 s join
+        run(self)
+        time.sleep(3)
+
+    alive_at_shutdown, shutdown = [], ray.shutdown
+
+    def recording_shutdown(*args, **kwargs):
+        alive_at_shutdown.extend(t.name for t in threading.enumerate()
+                                 if isinstance(t, StreamingExecutor) or t.name == PREFETCHER_THREAD)
+        return shutdown(*args, **kwargs)
+
+    monkeypatch.setattr(StreamingExecutor, "run", slow_to_end)
+    monkeypatch.setattr(ray, "shutdown", recording_shutdown)
+    (tmp_path / "data.txt").write_text("\n".join(texts[:6]) + "\n", encoding="utf-8")
+    predict_file_ray(tiny_bundle, tmp_path / "data.txt", tmp_path / "out.jsonl", chunk_size=3, workers=1)
+    assert alive_at_shutdown == [] and not ray.is_initialized()
+
+
 def _write_input(path, texts):
     lines = [json.dumps({"sentence": t}, ensure_ascii=False) for t in texts]
     lines[3] = '{"sentence": ""}'
@@ -93,6 +119,8 @@ def test_ray_engine_output_is_identical_to_fewshot_predict(ray, tiny_bundle, tex
     assert predict_main(common[:-3] + ["--no-progress", "--output", str(tmp_path / "fail.jsonl"), "--engine", "ray"]) == 2
     assert "data.jsonl line 4: key 'sentence': empty text" in capsys.readouterr().err
     assert not (tmp_path / "fail.jsonl").exists()
+    # stopped early: Ray Data leaves the prefetcher's thread running; the call stopped it before ray.shutdown
+    assert [t.name for t in threading.enumerate() if t.name == PREFETCHER_THREAD] == []
 
 
 def test_ray_engine_reads_and_writes_parquet(ray, tiny_bundle, texts, tmp_path):

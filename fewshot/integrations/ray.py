@@ -19,9 +19,11 @@ Paddle-free; ``ray`` is imported only here (``pip install "fewshot[ray]"``).
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
+import threading
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
@@ -233,6 +235,9 @@ def predict_file_ray(
         return summary
 
 
+PREFETCHER_THREAD = "Prefetcher"  # the name Ray Data gives WaitBlockPrefetcher's thread
+
+
 @contextmanager
 def _ray_session(ray: Any, address: Optional[str]) -> Iterator[None]:
     """Ray as the caller left it: a running one is used and left running; otherwise one is started (joining
@@ -244,15 +249,44 @@ def _ray_session(ray: Any, address: Optional[str]) -> Iterator[None]:
     try:
         yield
     finally:
+        wait_for_dataset_executions()
         ray.shutdown()
 
 
+def wait_for_dataset_executions(timeout_s: float = 120.0) -> None:
+    """Stop Ray Data's driver-side threads and wait until they have ended (at most ``timeout_s`` each).
+
+    Any thread that calls into Ray after ``ray.shutdown()`` ends the whole process ("The core worker
+    has already been shutdown ... The process will exit"). Two kinds outlive a dataset: its
+    ``StreamingExecutor`` thread, which Ray Data joins for only 2 s, and the block prefetcher's thread
+    (``Prefetcher``), which Ray Data stops only when its iterator runs to the end, not when it is closed
+    early, so every early stop leaves one behind. So a Ray this module started is shut down only after
+    this.
+
+    >>> wait_for_dataset_executions()    # none running: returns at once
+    """
+    from ray.data._internal.block_batching.util import WaitBlockPrefetcher
+    from ray.data._internal.execution.streaming_executor import StreamingExecutor
+
+    for prefetcher in [o for o in gc.get_objects() if isinstance(o, WaitBlockPrefetcher)]:
+        prefetcher.stop()
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and (isinstance(thread, StreamingExecutor)
+                                                         or thread.name == PREFETCHER_THREAD):
+            thread.join(timeout_s)
+
+
 def _rows_in_order(dataset: Optional[Any]) -> Iterator[Dict[str, Any]]:
-    """The predicted rows of ``dataset`` (none for None), checked to come back in line order."""
+    """The predicted rows of ``dataset`` (none for None), checked to come back in line order.
+
+    No driver-side prefetching (``prefetch_batches=0``): its worker threads keep fetching blocks after
+    an early stop, and one that calls into Ray after ``ray.shutdown()`` ends the whole process. The
+    actors keep predicting ahead either way; only the driver's fetch of the next block is not overlapped.
+    """
     if dataset is None:
         return
     last = 0
-    for batch in dataset.iter_batches(batch_size=None, batch_format="pandas"):
+    for batch in dataset.iter_batches(batch_size=None, batch_format="pandas", prefetch_batches=0):
         for row in batch.to_dict("records"):
             if row["line"] <= last:
                 raise FewshotError(f"Ray returned line {row['line']} after line {last}; preserve_order is off")
