@@ -69,8 +69,7 @@ def test_a_ray_the_call_started_is_shut_down_when_it_returns(ray, tiny_bundle, t
     assert [r["line"] for r in records] == list(range(1, 11))
 
 
-def test_a_ray_the_call_started_outlives_every_dataset_thread(ray, tiny_bundle, texts, tmp_path,
-                                                                       monkeypatch):
+def test_a_ray_the_call_started_outlives_every_dataset_thread(ray, tiny_bundle, texts, tmp_path, monkeypatch):
     from ray.data._internal.execution.streaming_executor import StreamingExecutor
 
     run = StreamingExecutor.run

@@ -274,12 +274,13 @@ def wait_for_dataset_executions(timeout_s: float = 120.0) -> None:
     except ImportError:
         return
 
-    for prefetcher in [o for o in gc.get_objects() if isinstance(o, WaitBlockPrefetcher)]:
-        prefetcher.stop()
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and (isinstance(thread, StreamingExecutor)
-                                                         or thread.name == PREFETCHER_THREAD):
-            thread.join(timeout_s)
+    threads = [t for t in threading.enumerate() if t is not threading.current_thread()
+               and (isinstance(t, StreamingExecutor) or t.name == PREFETCHER_THREAD)]
+    if any(t.name == PREFETCHER_THREAD for t in threads):  # an early stop left one: only then scan the heap
+        for prefetcher in [o for o in gc.get_objects() if isinstance(o, WaitBlockPrefetcher)]:
+            prefetcher.stop()
+    for thread in threads:
+        thread.join(timeout_s)
 
 
 def _rows_in_order(dataset: Optional[Any]) -> Iterator[Dict[str, Any]]:
