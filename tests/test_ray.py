@@ -13,7 +13,7 @@ import pytest
 
 from fewshot.cli.predict import main as predict_main
 from fewshot.errors import DataError, FewshotError
-from fewshot.integrations.ray import PREFETCHER_THREAD, BundleClassifier, predict_file_ray
+from fewshot.integrations.ray import BundleClassifier, predict_file_ray
 from fewshot.runtime import OnnxPredictor, prediction_records
 
 pd = pytest.importorskip("pandas")
@@ -82,7 +82,7 @@ def test_a_ray_the_call_started_outlives_every_dataset_thread(ray, tiny_bundle, 
 
     def recording_shutdown(*args, **kwargs):
         alive_at_shutdown.extend(t.name for t in threading.enumerate()
-                                 if isinstance(t, StreamingExecutor) or t.name == PREFETCHER_THREAD)
+                                 if isinstance(t, StreamingExecutor) or t.name in ("Prefetcher", "iter_threaded"))
         return shutdown(*args, **kwargs)
 
     monkeypatch.setattr(StreamingExecutor, "run", slow_to_end)
@@ -119,7 +119,7 @@ def test_ray_engine_output_is_identical_to_fewshot_predict(ray, tiny_bundle, tex
     assert "data.jsonl line 4: key 'sentence': empty text" in capsys.readouterr().err
     assert not (tmp_path / "fail.jsonl").exists()
     # stopped early: Ray Data leaves the prefetcher's thread running; the call stopped it before ray.shutdown
-    assert [t.name for t in threading.enumerate() if t.name == PREFETCHER_THREAD] == []
+    assert [t.name for t in threading.enumerate() if t.name in ("Prefetcher", "iter_threaded")] == []
 
 
 def test_ray_engine_reads_and_writes_parquet(ray, tiny_bundle, texts, tmp_path):

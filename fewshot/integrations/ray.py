@@ -236,6 +236,7 @@ def predict_file_ray(
 
 
 PREFETCHER_THREAD = "Prefetcher"  # the name Ray Data gives WaitBlockPrefetcher's thread
+BATCH_WORKER_THREAD = "iter_threaded"  # and its iterator's batch workers (they stop within 0.1 s of a close)
 
 
 @contextmanager
@@ -257,10 +258,11 @@ def wait_for_dataset_executions(timeout_s: float = 120.0) -> None:
     """Stop Ray Data's driver-side threads and wait until they have ended (at most ``timeout_s`` each).
 
     Any thread that calls into Ray after ``ray.shutdown()`` ends the whole process ("The core worker
-    has already been shutdown ... The process will exit"). Two kinds outlive a dataset: its
-    ``StreamingExecutor`` thread, which Ray Data joins for only 2 s, and the block prefetcher's thread
+    has already been shutdown ... The process will exit"). Three kinds outlive a dataset: its
+    ``StreamingExecutor`` thread, which Ray Data joins for only 2 s; the block prefetcher's thread
     (``Prefetcher``), which Ray Data stops only when its iterator runs to the end, not when it is closed
-    early, so every early stop leaves one behind. So a Ray this module started is shut down only after
+    early, so every early stop leaves one behind; and the iterator's batch workers (``iter_threaded``),
+    which finish the batch in hand after a close. So a Ray this module started is shut down only after
     this.
 
     These are Ray Data internals (checked on ray 2.60); where a release has moved them there is nothing
@@ -275,7 +277,7 @@ def wait_for_dataset_executions(timeout_s: float = 120.0) -> None:
         return
 
     threads = [t for t in threading.enumerate() if t is not threading.current_thread()
-               and (isinstance(t, StreamingExecutor) or t.name == PREFETCHER_THREAD)]
+               and (isinstance(t, StreamingExecutor) or t.name in (PREFETCHER_THREAD, BATCH_WORKER_THREAD))]
     if any(t.name == PREFETCHER_THREAD for t in threads):  # an early stop left one: only then scan the heap
         for prefetcher in [o for o in gc.get_objects() if isinstance(o, WaitBlockPrefetcher)]:
             prefetcher.stop()
@@ -286,9 +288,9 @@ def wait_for_dataset_executions(timeout_s: float = 120.0) -> None:
 def _rows_in_order(dataset: Optional[Any]) -> Iterator[Dict[str, Any]]:
     """The predicted rows of ``dataset`` (none for None), checked to come back in line order.
 
-    No driver-side prefetching (``prefetch_batches=0``): its worker threads keep fetching blocks after
-    an early stop, and one that calls into Ray after ``ray.shutdown()`` ends the whole process. The
-    actors keep predicting ahead either way; only the driver's fetch of the next block is not overlapped.
+    No driver-side prefetching (``prefetch_batches=0``): fewer threads that keep fetching blocks after an
+    early stop (see ``wait_for_dataset_executions``). The actors keep predicting ahead either way; only
+    the driver's fetch of the next block is not overlapped.
     """
     if dataset is None:
         return
