@@ -32,6 +32,9 @@ Methods (``--methods``, comma-separated; default all but ``prompt-1mask`` and ``
   (``ipet-ensemble`` too)
 - ``self-train``   one member (``--template``), the student trained on its ``--pseudo_labels`` most
   confident unlabelled texts with hard labels
+- ``embed-lr``     mean-pooled embeddings of the same PLM + logistic regression (the C-MTEB protocol)
+- ``setfit``       SetFit-style: ``--steps`` batches of ``--batch_size`` contrastive text pairs fine-tune the PLM
+  (cosine similarity to 1 for one label, 0 for two), then ``embed-lr`` (``fewshot.baselines``)
 - ``long-text``    ``prompt`` with ``long_text``: overlapping windows, pooled (also reports every pooling,
   ``long-text[max]`` …, from the same trained model)
 
@@ -79,7 +82,7 @@ docs/fewclue.md's zero-shot template table, fixed before any PET run."""
 UNLABELED_METHODS = ("pet", "pet-student", "ipet", "self-train")
 ALL_METHODS = (
     "zeroshot", "finetune", "prompt", "prompt-lstm", "prompt-rdrop", "prompt-rgl", "paddlenlp", "prompt-1mask",
-    "auto-words", *UNLABELED_METHODS, "long-text",
+    "auto-words", *UNLABELED_METHODS, "long-text", "embed-lr", "setfit",
 )
 DEFAULT_METHODS = tuple(m for m in ALL_METHODS if m not in ("prompt-1mask", "long-text"))
 PROMPT_VARIANTS = ("prompt", "prompt-lstm", "prompt-rdrop", "prompt-rgl", "prompt-1mask")
@@ -240,6 +243,19 @@ def run_fewshot(
     return result
 
 
+def run_baseline(settings: Settings, data: TaskData, method: str) -> Dict[str, Any]:
+    """An embedding baseline (``fewshot.baselines``) on the split: SetFit's pair batches follow the step budget."""
+    from fewshot.baselines import BASELINE_METHODS, EmbeddingClassifier
+
+    options = dict(BASELINE_METHODS[method])
+    if options["contrastive_steps"]:
+        options.update(contrastive_steps=settings.steps, pairs_per_step=settings.batch_size)
+    clf = EmbeddingClassifier(settings.model, labels=list(data.label_words), max_seq_length=settings.max_seq_length,
+                              seed=settings.seed, batch_size=settings.eval_batch_size, **options)
+    clf.fit(data.train)
+    return {**clf.evaluate(data.test), "train_steps": options["contrastive_steps"]}
+
+
 def long_text_poolings(clf: Any, data: TaskData, settings: Settings) -> Dict[str, Dict[str, float]]:
     """The trained long-text classifier's test metrics under every pooling (training does not depend on it)."""
     from dataclasses import replace
@@ -373,6 +389,7 @@ def run_method(method: str, settings: Settings, data: TaskData) -> Dict[str, flo
         "long-text": lambda: run_fewshot(settings, data, "prompt", template, words,
                                          classifier={"long_text": settings.long_text_pooling}),
         **{m: (lambda m=m: run_unlabeled(settings, data, m)) for m in UNLABELED_METHODS},
+        **{m: (lambda m=m: run_baseline(settings, data, m)) for m in ("embed-lr", "setfit")},
     }
     if method not in runners:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(ALL_METHODS)}")

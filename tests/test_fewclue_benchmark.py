@@ -113,11 +113,13 @@ def test_main_runs_methods_on_generated_task(tmp_path, tiny_model_dir, separable
     report = fewclue.main([
         "--task", str(task), "--model", tiny_model_dir, "--labels", str(labels), "--steps", "2",
         "--batch_size", "4", "--max_seq_length", "32", "--output", str(out),
-        "--methods", "zeroshot,finetune,prompt,paddlenlp,prompt-1mask",
+        "--methods", "zeroshot,finetune,prompt,paddlenlp,prompt-1mask,embed-lr,setfit",
     ])
-    assert [r["method"] for r in report["summary"]] == ["zeroshot", "finetune", "prompt", "paddlenlp", "prompt-1mask"]
+    assert [r["method"] for r in report["summary"]] == ["zeroshot", "finetune", "prompt", "paddlenlp", "prompt-1mask",
+                                                        "embed-lr", "setfit"]
     steps = {r["method"]: r["train_steps"] for r in report["runs"]}
-    assert steps == {"zeroshot": 0, "finetune": 2, "prompt": 2, "paddlenlp": 2, "prompt-1mask": 2}
+    assert steps == {"zeroshot": 0, "finetune": 2, "prompt": 2, "paddlenlp": 2, "prompt-1mask": 2, "embed-lr": 0,
+                     "setfit": 2}
     assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in report["runs"])
     assert set(report["targets"]) == {"prompt_beats_finetune_by_3", "ours_vs_paddlenlp", "zeroshot_above_chance",
                                       "prompt_beats_finetune"}

@@ -21,6 +21,7 @@ import json
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..baselines import BASELINE_METHODS, EmbeddingClassifier
 from ..classifier import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_TEMPLATE, METHODS, PromptClassifier
 from ..data import DEFAULT_JSON_FIELDS, Example, format_fields, is_json_lines, parse_fields, read_examples
 from ..prompt.verbalizers import VERBALIZERS
@@ -54,9 +55,10 @@ def add_classifier_options(p: argparse.ArgumentParser, required: bool = True) ->
     p.add_argument("--soft-encoder", choices=ENCODERS, default=None,
                    help="encoder for the template's soft tokens that name none")
     p.add_argument("--verbalizer", choices=list(VERBALIZERS), default="manual")
-    p.add_argument("--method", choices=METHODS, default=METHODS[0],
+    p.add_argument("--method", choices=[*METHODS, *BASELINE_METHODS], default=METHODS[0],
                    help="prompt: train the template + verbalizer; finetune: [CLS] head baseline on the same PLM; "
-                        "zeroshot: manual verbalizer, no training")
+                        "zeroshot: manual verbalizer, no training; embed-lr: mean-pooled PLM embeddings + logistic "
+                        "regression; setfit: contrastive fine-tuning (--max-steps pair batches, default 100) + the same")
     p.add_argument("--calibrate", action="store_true",
                    help="zeroshot only: subtract the label prior estimated from the training texts")
     task = p.add_mutually_exclusive_group()
@@ -160,6 +162,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"{flags} appl{'ies' if len(changed) == 1 else 'y'} to --unlabeled only")
     if args.window_overlap is not None and not args.long_text:
         parser.error("--window-overlap applies to --long-text only")
+    if args.method in BASELINE_METHODS and (args.long_text or args.auto_label_words or args.fit_temperature):
+        parser.error(f"--method {args.method} does not combine with --long-text, --auto-label-words or --fit-temperature")
     if args.unlabeled and (args.tune_thresholds or args.fit_temperature or args.auto_label_words
                            or args.method != "prompt"):
         parser.error("--unlabeled trains prompt members with given label words; it does not combine with "
@@ -176,6 +180,8 @@ def _train(args: argparse.Namespace) -> int:
           f"{len(task.labels)} labels ({task.description}); model {args.model}", file=sys.stderr)
     if args.unlabeled:
         return _distill(args, task, label_words, train, dev)
+    if args.method in BASELINE_METHODS:
+        return _baseline(args, task, train, dev)
     clf = classifier_from_args(args, label_words, task)
     metrics = clf.fit(train, eval_data=dev, tune_thresholds=args.tune_thresholds, **fit_options(args))
     if args.fit_temperature:
@@ -186,6 +192,23 @@ def _train(args: argparse.Namespace) -> int:
     if args.auto_label_words:
         print(f"fewshot-train: label words chosen from the training data: {clf.label_words}", file=sys.stderr)
     print(f"fewshot-train: saved the classifier to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _baseline(args: argparse.Namespace, task: Task, train: List[Example], dev: Optional[List[Example]]) -> int:
+    """``--method embed-lr|setfit``: the embedding baselines, saved with their metrics."""
+    settings = dict(BASELINE_METHODS[args.method])
+    if settings["contrastive_steps"] and args.max_steps > 0:
+        settings["contrastive_steps"] = args.max_steps
+    clf = EmbeddingClassifier(args.model, task.labels, max_seq_length=args.max_seq_length, seed=args.seed,
+                              learning_rate=args.learning_rate, **settings)
+    metrics = clf.fit(train)
+    if dev:
+        metrics.update({f"eval_{k}": v for k, v in clf.evaluate(dev).items()})
+    clf.train_metrics = metrics
+    clf.save(args.output)
+    print(json.dumps(metrics, indent=2, ensure_ascii=False))
+    print(f"fewshot-train: saved the {args.method} baseline to {args.output}", file=sys.stderr)
     return 0
 
 
