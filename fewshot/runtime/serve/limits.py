@@ -12,6 +12,7 @@ strings, or ``{"text_a": …, "text_b": …}`` objects (or ``[text_a, text_b]`` 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Dict, List, Mapping, Optional
@@ -54,16 +55,36 @@ class PredictRequest:
 
 
 async def read_body(chunks: AsyncIterator[bytes], content_length: Optional[str], settings: ServeSettings) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed ``settings.max_body_bytes``."""
+    """The request body, refused with 413 as soon as it is known to exceed ``settings.max_body_bytes``,
+    and with 408 when it has not all arrived ``settings.read_timeout`` seconds after the headers."""
     limit = settings.max_body_bytes
     if content_length is not None and content_length.isdigit() and int(content_length) > limit:
         raise _body_too_large(int(content_length), limit)
     body = bytearray()
-    async for chunk in chunks:
-        body += chunk
-        if len(body) > limit:
-            raise _body_too_large(len(body), limit)
+
+    async def receive() -> None:
+        async for chunk in chunks:
+            body.extend(chunk)
+            if len(body) > limit:
+                raise _body_too_large(len(body), limit)
+
+    try:
+        await asyncio.wait_for(receive(), settings.read_timeout)
+    except asyncio.TimeoutError:
+        raise RequestRejected(408, f"request body: not received within {settings.read_timeout:g} s (read_timeout); "
+                                   f"{len(body)} bytes arrived", "read_timeout", settings.read_timeout) from None
     return bytes(body)
+
+
+def parse_json(body: bytes, where: str = "request body") -> Any:
+    """The JSON value of ``body``, or ``RequestRejected`` 422 naming the problem (not JSON, not UTF-8,
+    nested deeper than Python's parser goes)."""
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestRejected(422, f"{where}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise RequestRejected(422, f"{where}: JSON nested too deeply") from None
 
 
 def _body_too_large(size: int, limit: int) -> RequestRejected:
@@ -74,10 +95,7 @@ def _body_too_large(size: int, limit: int) -> RequestRejected:
 def parse_predict_request(body: bytes, settings: ServeSettings, needs_text_b: bool) -> PredictRequest:
     """A ``PredictRequest`` from a JSON body, or ``RequestRejected``: 413 over ``max_texts``, 422 for a
     text over ``max_chars`` or anything malformed (the message says what and where)."""
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RequestRejected(422, f"request body: not valid JSON ({exc})") from None
+    payload = parse_json(body)
     if not isinstance(payload, dict):
         raise RequestRejected(422, f"request body: expected a JSON object, found {json_type(payload)}")
     unknown = sorted(set(payload) - set(REQUEST_KEYS))
@@ -86,22 +104,28 @@ def parse_predict_request(body: bytes, settings: ServeSettings, needs_text_b: bo
     texts = payload.get("texts")
     if not isinstance(texts, list):
         raise RequestRejected(422, f"texts: expected an array of texts, found {json_type(texts)}")
-    if len(texts) > settings.max_texts:
-        raise RequestRejected(413, f"{len(texts)} texts in one request; the limit is {settings.max_texts} (max_texts)",
-                              "max_texts", settings.max_texts)
     top_k = payload.get("top_k")
     if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
         raise RequestRejected(422, f"top_k: expected a positive integer, found {json.dumps(top_k)}")
     probabilities = payload.get("probabilities", False)
     if not isinstance(probabilities, bool):
         raise RequestRejected(422, f"probabilities: expected true or false, found {json.dumps(probabilities)}")
+    return PredictRequest(checked_pairs(texts, settings, needs_text_b), top_k, probabilities)
+
+
+def checked_pairs(texts: List[Any], settings: ServeSettings, needs_text_b: bool, where: str = "texts") -> List[TextPair]:
+    """The ``(text_a, text_b)`` pairs of a request's texts, by the predictors' input contract, within
+    ``max_texts`` (413) and ``max_chars`` (422); ``where`` names the field in messages."""
+    if len(texts) > settings.max_texts:
+        raise RequestRejected(413, f"{len(texts)} texts in one request; the limit is {settings.max_texts} (max_texts)",
+                              "max_texts", settings.max_texts)
     try:
         pairs = prediction_pairs(texts, needs_text_b)
     except DataError as exc:
-        raise RequestRejected(422, f"texts: {exc}") from None
+        raise RequestRejected(422, f"{where}: {exc}") from None
     for index, pair in enumerate(pairs):
         longest = max(len(text) for text in pair if text is not None)
         if longest > settings.max_chars:
-            raise RequestRejected(422, f"texts: input {index}: {longest} characters; the limit is {settings.max_chars} "
+            raise RequestRejected(422, f"{where}: input {index}: {longest} characters; the limit is {settings.max_chars} "
                                        "(max_chars)", "max_chars", settings.max_chars)
-    return PredictRequest(pairs, top_k, probabilities)
+    return pairs
