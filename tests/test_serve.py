@@ -123,7 +123,7 @@ def test_concurrent_requests_share_one_batch_and_each_gets_its_own_results(predi
     gathered = after[("fewshot_batch_requests_sum", ())] - before.get(("fewshot_batch_requests_sum", ()), 0)
     assert (batches, gathered) == (1, 4)  # 4 requests of 2 texts filled one batch of 8 long before the 5 s wait
     assert after[("fewshot_batch_texts_sum", ())] == 8
-    assert after[("fewshot_requests_total", (("status", "200"),))] == 4
+    assert after[("fewshot_requests_total", (("route", "/v1/predict"), ("status", "200")))] == 4
 
 
 def test_full_queue_gives_503_with_retry_after_and_the_server_keeps_serving(predictor, texts):
@@ -157,7 +157,7 @@ def test_full_queue_gives_503_with_retry_after_and_the_server_keeps_serving(pred
         assert_same_records(response.json()["predictions"], expected_records(predictor, group))
     assert after.status_code == 200
     assert_same_records(after.json()["predictions"], expected_records(predictor, texts[6:7]))
-    assert samples[("fewshot_requests_total", (("status", "503"),))] == 1
+    assert samples[("fewshot_requests_total", (("route", "/v1/predict"), ("status", "503")))] == 1
     assert samples[("fewshot_queue_depth", ())] == 0
 
 
@@ -217,9 +217,9 @@ def test_probabilities_model_health_and_metrics_text_format(predictor, texts):
     families = {f.name: f for f in text_string_to_metric_families(metrics.text)}
     assert families["fewshot_requests"].type == "counter"
     assert families["fewshot_batch_texts"].type == "histogram"
-    assert families["fewshot_request_latency_seconds"].type == "histogram"
+    assert families["fewshot_request_duration_seconds"].type == "histogram"
     assert families["fewshot_queue_depth"].type == "gauge"
-    count = [s.value for s in families["fewshot_request_latency_seconds"].samples if s.name.endswith("_count")]
+    count = [s.value for s in families["fewshot_request_duration_seconds"].samples if s.name.endswith("_count")]
     assert count == [2.0]
 
 
@@ -308,7 +308,7 @@ def test_serve_cli_refuses_bad_options_and_bundles_in_one_line(tmp_path, tiny_bu
     assert serve_main([str(tiny_bundle), "--max-queue", "10", "--max-texts", "64"]) == 2
     assert "--max-queue 10 is smaller than --max-texts 64" in capsys.readouterr().err
     assert serve_main([str(tiny_bundle), "--max-batch", "0"]) == 2
-    assert "--max-batch must be at least 1, got 0" in capsys.readouterr().err
+    assert "--max-batch must be ≥ 1, got 0" in capsys.readouterr().err
 
 
 def test_serve_and_ray_modules_do_not_import_paddle():

@@ -134,7 +134,7 @@ def request_texts(header: Dict[str, Any], binary: bytes, needs_text_b: bool) -> 
     shape = tensor.get("shape")
     width = 2 if needs_text_b else 1
     if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
-            and (len(shape) == 1 or (len(shape) == 2 and shape[1] == width))):
+            and ((len(shape) == 1 and not needs_text_b) or (len(shape) == 2 and shape[1] == width))):
         wanted = "[N, 2] (text_a, text_b pairs)" if needs_text_b else "[N] (or [N, 1])"
         raise RequestRejected(400, f"input {INPUT_NAME}: shape {json.dumps(shape)}; this model takes {wanted}")
     count = int(np.prod(shape))
