@@ -53,8 +53,18 @@ class GatedPredictor:
 @contextmanager
 def serving(predictor, **settings):
     """The app on 127.0.0.1 in a thread, once ready; yields its base URL."""
+    with running(predictor, **settings) as (base, app, server):
+        yield base
+
+
+@contextmanager
+def running(predictor, **settings):
+    """The app under fewshot-serve's uvicorn config (timeouts included) in a thread; yields (base URL, app, server)."""
+    from fewshot.runtime.serve import server_config
+    from fewshot.runtime.serve.server import DrainingServer
+
     app = create_app(predictor, ServeSettings(**settings))
-    server = uvicorn.Server(uvicorn.Config(app, host=LOCALHOST, port=0, log_level="warning", lifespan="on"))
+    server = DrainingServer(server_config(app, ServeSettings(**settings), "warning", host=LOCALHOST, port=0))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -63,7 +73,7 @@ def serving(predictor, **settings):
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://{LOCALHOST}:{port}"
+        yield f"http://{LOCALHOST}:{port}", app, server
     finally:
         server.should_exit = True
         thread.join(30)
