@@ -50,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let onnxruntime's idle threads spin between batches (they then take CPU from the HTTP loop)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--model-name", default=None, help="the bundle's name in the /v2 routes (default: its directory's name)")
+    backend = p.add_argument_group("where the work runs")
+    backend.add_argument("--backend", choices=["local", "ray"], default="local",
+                         help="local: this process (default); ray: Ray Serve replicas behind Ray's HTTP proxy "
+                              "(pip install 'fewshot[ray]')")
+    backend.add_argument("--replicas", type=int_option(1, 1024), default=1,
+                         help="--backend ray: replicas, each loading the bundle with --threads CPUs (default 1)")
+    backend.add_argument("--ray-address", default=None, help="--backend ray: join this Ray cluster (default: start a local one)")
     auth = p.add_argument_group("authentication and TLS")
     keys = auth.add_mutually_exclusive_group()
     keys.add_argument("--api-key", default=None,
@@ -106,6 +113,8 @@ def _serve(argv: Optional[List[str]]) -> int:
         if path is not None and not os.path.isfile(path):
             raise FewshotError(f"{path}: no such file (TLS certificate or key)")
     key = api_key(args)
+    if args.backend == "ray":
+        return _serve_on_ray(args, key)
     # A request brings a few texts: tokenizing them on the event loop's thread is cheaper than waking
     # the tokenizers library's thread pool, whose threads would compete with onnxruntime's for the cores.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -126,6 +135,30 @@ def _serve(argv: Optional[List[str]]) -> int:
           f"texts, max wait {settings.max_wait_ms} ms, queue {settings.max_queue} texts; "
           f"{'API key required' if key else 'no API key'}", file=sys.stderr, flush=True)
     return serve(app, sock, settings, args.log_level, args.ssl_certfile, args.ssl_keyfile)
+
+
+def _serve_on_ray(args: argparse.Namespace, key: Optional[str]) -> int:
+    """``--backend ray``: the bundle on ``--replicas`` Ray Serve replicas, until SIGTERM/SIGINT."""
+    from ..runtime.serve import ServeSettings, bind
+
+    if args.ssl_certfile is not None:
+        raise FewshotError("--backend ray: Ray Serve's proxy serves plain HTTP; terminate TLS in front of it "
+                           "(or use --backend local)")
+    settings = ServeSettings(**{name: getattr(args, name) for name in _settings_fields()})
+    bind(args.host, args.port).close()  # a port in use is reported before Ray starts
+    OnnxPredictor(args.bundle, threads=1, precision=args.precision)  # a bad bundle is one line here, not in a replica
+    try:
+        from ..integrations.ray_serve import bundle_application, run_ray_serve
+    except ImportError as exc:
+        raise FewshotError(f"--backend ray needs {(exc.name or 'ray').split('.')[0]}, which is not installed: "
+                           "pip install 'fewshot[ray]'") from None
+    application = bundle_application(args.bundle, settings, replicas=args.replicas, threads=args.threads or 1,
+                                     precision=args.precision, api_key=key, protect_health=args.protect_health,
+                                     model_name=args.model_name)
+    print(f"fewshot-serve: {args.bundle} on {args.replicas} Ray Serve replica(s) at http://{args.host}:{args.port}; "
+          f"max batch {settings.max_batch} texts, max wait {settings.max_wait_ms} ms; "
+          f"{'API key required' if key else 'no API key'}", file=sys.stderr, flush=True)
+    return run_ray_serve(application, args.host, args.port, args.ray_address)
 
 
 if __name__ == "__main__":

@@ -42,10 +42,11 @@ def warmup_rows(predictor: Any, settings: ServeSettings) -> List[Any]:
 
 
 def create_app(predictor: Any, settings: ServeSettings, api_key: Optional[str] = None,
-               protect_health: bool = False, model_name: Optional[str] = None) -> Starlette:
+               protect_health: bool = False, model_name: Optional[str] = None, batcher: Optional[Any] = None) -> Starlette:
     """The app; ``app.state.core`` is its :class:`ServeCore`, ``app.state.drain()`` starts a graceful shutdown.
-    ``model_name``: the bundle's name in the OIP routes (default: its directory's name)."""
-    core = ServeCore(predictor, settings, model_name)
+    ``model_name``: the bundle's name in the OIP routes (default: its directory's name); ``batcher``: what
+    gathers texts into batches (default: a :class:`DynamicBatcher` over ``predictor.run_rows``)."""
+    core = ServeCore(predictor, settings, model_name, batcher)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -77,14 +77,17 @@ class Classified:
 class ServeCore:
     """The predictor, its batcher, the metrics and the server's state, shared by every protocol's routes."""
 
-    def __init__(self, predictor: Any, settings: ServeSettings, model_name: Optional[str] = None):
+    def __init__(self, predictor: Any, settings: ServeSettings, model_name: Optional[str] = None,
+                 batcher: Optional[Any] = None):
         self.predictor = predictor
         self.settings = settings
         self.model_name = model_name or model_name_of(predictor)
         """The name clients use for the bundle (OIP's ``/v2/models/{name}``): the bundle directory's by default."""
         self.state = ServerState()
-        self.batcher = DynamicBatcher(predictor.run_rows, settings.max_batch, settings.max_wait_ms / 1000.0,
-                                      settings.max_queue, settings.parallel_batches)
+        self.batcher = batcher or DynamicBatcher(predictor.run_rows, settings.max_batch, settings.max_wait_ms / 1000.0,
+                                                 settings.max_queue, settings.parallel_batches)
+        """A :class:`DynamicBatcher`, or anything with its ``submit_timed``, ``alive``, ``queued``,
+        ``cancelled_texts``, ``max_queue``, ``on_batch``, ``start``, ``flush`` and ``close`` (Ray Serve's batching)."""
         self.metrics = ServeMetrics(lambda: self.batcher.queued, lambda: self.batcher.cancelled_texts)
         self.batcher.on_batch = self.metrics.observe_batch
 
