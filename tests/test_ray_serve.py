@@ -1,6 +1,5 @@
 """fewshot-serve --backend ray: the same routes on 2 Ray Serve replicas on loopback, answers equal fewshot-predict's."""
 
-import json
 import os
 import signal
 import subprocess

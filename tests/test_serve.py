@@ -21,7 +21,6 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 pytest.importorskip("prometheus_client")
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from fewshot.cli.serve import main as serve_main  # noqa: E402

@@ -4,7 +4,6 @@ entrypoint and health check run here as they would in the container)."""
 
 import json
 import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path

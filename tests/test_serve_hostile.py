@@ -9,7 +9,6 @@ import asyncio
 import json
 import logging
 import socket
-import threading
 import time
 
 import numpy as np
@@ -170,3 +169,45 @@ def test_a_client_leaving_mid_body_logs_one_line_not_a_traceback(predictor, capl
             samples = metric_samples(base)
     assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
     assert samples[("fewshot_requests_total", (("route", "/v1/predict"), ("status", "499")))] == 1
+
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st  # noqa: E402
+
+from fewshot.runtime.serve import RequestRejected, ServeSettings, parse_predict_request  # noqa: E402
+from fewshot.runtime.serve.oip import encode_bytes_tensor, parse_infer_request  # noqa: E402
+from fewshot.runtime.serve.tei import parse_tei_request  # noqa: E402
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+                    max_leaves=16)
+TENSOR = st.fixed_dictionaries({"name": st.sampled_from(["text", "texts"]), "datatype": st.sampled_from(["BYTES", "FP32"]),
+                                "shape": st.lists(st.integers(-2, 4), max_size=3), "data": JSON},
+                               optional={"parameters": st.dictionaries(st.sampled_from(["binary_data_size"]), JSON)})
+BODIES = st.one_of(
+    st.binary(max_size=64),
+    JSON.map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries({"texts": JSON}, optional={"top_k": JSON, "probabilities": JSON}).map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries({"inputs": JSON}, optional={"raw_scores": JSON, "parameters": JSON}).map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries({"inputs": st.lists(TENSOR, max_size=2)}, optional={"outputs": JSON}).map(
+        lambda v: json.dumps(v).encode()),
+)
+LIMITS = ServeSettings(max_texts=4, max_chars=20, max_queue=8)
+
+
+@hypothesis_settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=BODIES, binary=st.lists(st.text(max_size=6), max_size=3), needs_text_b=st.booleans())
+def test_request_parsers_of_every_protocol_answer_any_body_with_a_refusal_or_pairs(body, binary, needs_text_b):
+    tail = encode_bytes_tensor(binary)
+    attempts = [lambda: parse_predict_request(body, LIMITS, needs_text_b),
+                lambda: parse_tei_request(body, LIMITS, needs_text_b, 3),
+                lambda: parse_tei_request(body, LIMITS, needs_text_b, 3, inference_api=True),
+                lambda: parse_infer_request(body, None, LIMITS, needs_text_b),
+                lambda: parse_infer_request(body + tail, str(len(body)), LIMITS, needs_text_b)]
+    for attempt in attempts:
+        try:
+            parsed = attempt()
+        except RequestRejected as exc:
+            assert 400 <= exc.status < 500 and exc.message and "\n" not in exc.message
+        else:
+            assert all(isinstance(a, str) and (b is None) != needs_text_b for a, b in parsed.pairs)

@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 import sys
-import time
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -215,8 +215,6 @@ def test_overload_is_429_on_tei(tiny_bundle):
     with serving(gated, max_batch=1, max_wait_ms=0, max_queue=2, max_texts=2) as base:
         gated.gate.clear()
         gated.entered.clear()
-        import threading
-
         holder = threading.Thread(target=lambda: httpx.post(base + "/v1/predict", json={"texts": ["球赛"]}, timeout=30))
         holder.start()
         assert gated.entered.wait(20)

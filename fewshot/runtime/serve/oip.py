@@ -20,7 +20,9 @@ output, or ``binary_data_output`` on the request). Errors: ``{"error": "..."}``,
 from __future__ import annotations
 
 import json
+import math
 import struct
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -29,11 +31,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ... import __version__
+from ...data.inputs import TextPair
 from ...data.lines import json_type
 from ..batch import prediction_records
 from .core import ServeCore
 from .limits import RequestRejected, checked_pairs, parse_json, read_body
 from .protocol import Protocol
+from .settings import ServeSettings
 
 INPUT_NAME = "text"
 OUTPUTS = ("label", "probabilities")
@@ -137,7 +141,7 @@ def request_texts(header: Dict[str, Any], binary: bytes, needs_text_b: bool) -> 
             and ((len(shape) == 1 and not needs_text_b) or (len(shape) == 2 and shape[1] == width))):
         wanted = "[N, 2] (text_a, text_b pairs)" if needs_text_b else "[N] (or [N, 1])"
         raise RequestRejected(400, f"input {INPUT_NAME}: shape {json.dumps(shape)}; this model takes {wanted}")
-    count = int(np.prod(shape))
+    count = math.prod(shape)
     parameters = tensor.get("parameters") or {}
     if "binary_data_size" in parameters:
         size = parameters["binary_data_size"]
@@ -169,6 +173,25 @@ def _requested_outputs(header: Dict[str, Any]) -> List[Tuple[str, bool]]:
                                        f"{', '.join(OUTPUTS)})")
         chosen.append((output["name"], bool((output.get("parameters") or {}).get("binary_data", binary_default))))
     return chosen
+
+
+@dataclass
+class InferRequest:
+    """A checked infer request: its id (echoed), text pairs, and the outputs to send as ``(name, binary)``."""
+
+    request_id: Any
+    pairs: List[TextPair]
+    outputs: List[Tuple[str, bool]]
+
+
+def parse_infer_request(body: bytes, header_length: Optional[str], settings: ServeSettings,
+                        needs_text_b: bool) -> InferRequest:
+    """An :class:`InferRequest` from a body (JSON, or JSON + binary tensors), or ``RequestRejected``."""
+    header, binary = split_body(body, header_length)
+    texts = request_texts(header, binary, needs_text_b)
+    outputs = _requested_outputs(header)
+    pairs = checked_pairs(texts, settings, needs_text_b, where=f"input {INPUT_NAME}")
+    return InferRequest(header.get("id"), pairs, outputs)
 
 
 def _label_text(label: Any) -> str:
@@ -228,12 +251,9 @@ class OpenInferenceProtocol(Protocol):
                 check_model(request)
                 core.check_accepting()
                 body = await read_body(request.stream(), request.headers.get("content-length"), settings)
-                header, binary = split_body(body, request.headers.get(HEADER_LENGTH.lower()))
-                texts = request_texts(header, binary, needs_text_b)
-                outputs = _requested_outputs(header)
-                pairs = checked_pairs(texts, settings, needs_text_b, where=f"input {INPUT_NAME}")
-                probs = (await core.classify(pairs, request)).probs
-                return _infer_response(core, header.get("id"), probs, outputs)
+                parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH.lower()), settings, needs_text_b)
+                probs = (await core.classify(parsed.pairs, request)).probs
+                return _infer_response(core, parsed.request_id, probs, parsed.outputs)
             return await core.answer("/v2/models/{name}/infer", handle, oip_error)
 
         return [

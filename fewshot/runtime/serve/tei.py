@@ -18,6 +18,7 @@ shutting down. Successful answers carry TEI's timing headers, in milliseconds.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -25,10 +26,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ...data.inputs import TextPair
 from ...data.lines import json_type
 from .core import ServeCore
 from .limits import RequestRejected, checked_pairs, parse_json, read_body
 from .protocol import Protocol
+from .settings import ServeSettings
 
 REQUEST_KEYS = ("inputs", "raw_scores", "truncate", "truncation_direction", "parameters")
 
@@ -104,6 +107,44 @@ def rankings(labels: List[str], scores: np.ndarray, top_k: Optional[int]) -> Lis
     return ranked
 
 
+@dataclass
+class TeiRequest:
+    """A checked TEI request: its text pairs, whether to answer a list per input, raw scores, how many labels."""
+
+    pairs: List[TextPair]
+    batch: bool
+    raw_scores: bool
+    top_k: Optional[int]
+
+
+def parse_tei_request(body: bytes, settings: ServeSettings, needs_text_b: bool, labels: int,
+                      inference_api: bool = False) -> TeiRequest:
+    """A :class:`TeiRequest` from a ``/predict`` body (``inference_api``: the root route, which also takes
+    the Inference API's ``parameters`` and then answers a list per input), or ``RequestRejected``."""
+    payload = parse_json(body)
+    if not isinstance(payload, dict):
+        raise RequestRejected(422, f"request body: expected a JSON object, found {json_type(payload)}")
+    allowed = REQUEST_KEYS if inference_api else REQUEST_KEYS[:-1]
+    unknown = sorted(set(payload) - set(allowed))
+    if unknown:
+        raise RequestRejected(422, f"request body: unknown key(s) {', '.join(unknown)} (expected {', '.join(allowed)})")
+    sequences, batch = parse_inputs(payload.get("inputs"))
+    raw = _flag(payload, "raw_scores")
+    _flag(payload, "truncate")
+    parameters = payload.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise RequestRejected(422, f"parameters: expected an object, found {json_type(parameters)}")
+    top_k = _top_k(parameters or {}, labels)
+    function = (parameters or {}).get("function_to_apply")
+    if function not in (None, "softmax", "sigmoid", "none"):
+        raise RequestRejected(422, f"parameters.function_to_apply: expected softmax, sigmoid or none, found {function!r}")
+    for index, sequence in enumerate(sequences):
+        if len(sequence) == 2 and not needs_text_b:
+            raise RequestRejected(422, f"inputs: input {index}: a pair, but this model's template takes one text")
+    pairs = checked_pairs(sequences, settings, needs_text_b, where="inputs")
+    return TeiRequest(pairs, batch or parameters is not None, raw or function == "none", top_k)
+
+
 class TeiProtocol(Protocol):
     """TEI's ``/predict`` (and root ``/``), ``/info`` and ``/health`` routes."""
 
@@ -117,35 +158,14 @@ class TeiProtocol(Protocol):
             async def handle() -> Response:
                 core.check_accepting()
                 body = await read_body(request.stream(), request.headers.get("content-length"), settings)
-                payload = parse_json(body)
-                if not isinstance(payload, dict):
-                    raise RequestRejected(422, f"request body: expected a JSON object, found {json_type(payload)}")
-                allowed = REQUEST_KEYS if inference_api else REQUEST_KEYS[:-1]
-                unknown = sorted(set(payload) - set(allowed))
-                if unknown:
-                    raise RequestRejected(422, f"request body: unknown key(s) {', '.join(unknown)} "
-                                               f"(expected {', '.join(allowed)})")
-                sequences, batch = parse_inputs(payload.get("inputs"))
-                raw = _flag(payload, "raw_scores")
-                _flag(payload, "truncate")
-                parameters = payload.get("parameters")
-                if parameters is not None and not isinstance(parameters, dict):
-                    raise RequestRejected(422, f"parameters: expected an object, found {json_type(parameters)}")
-                top_k = _top_k(parameters or {}, len(core.labels))
-                if (parameters or {}).get("function_to_apply") == "none":
-                    raw = True
-                needs_text_b = predictor.encoder.needs_text_b
-                for index, sequence in enumerate(sequences):
-                    if len(sequence) == 2 and not needs_text_b:
-                        raise RequestRejected(422, f"inputs: input {index}: a pair, but this model's template "
-                                                   "takes one text")
-                pairs = checked_pairs(sequences, settings, needs_text_b, where="inputs")
+                parsed = parse_tei_request(body, settings, predictor.encoder.needs_text_b, len(core.labels), inference_api)
+                pairs, raw, top_k = parsed.pairs, parsed.raw_scores, parsed.top_k
                 result = await core.classify(pairs, request)
                 scores = RAW_SCORES[predictor.task.activation](result.probs.astype(np.float64)) if raw else result.probs
                 ranked = rankings(core.labels, scores, top_k)
-                answer: Any = ranked if batch or parameters is not None else ranked[0]
-                headers = {**result.timings.headers(), "x-compute-characters": str(sum(len(t) for s in sequences for t in s)),
-                           "x-compute-type": "cpu"}
+                answer: Any = ranked if parsed.batch else ranked[0]
+                characters = sum(len(text) for pair in pairs for text in pair if text is not None)
+                headers = {**result.timings.headers(), "x-compute-characters": str(characters), "x-compute-type": "cpu"}
                 return JSONResponse(answer, headers=headers)
             return await core.answer(route, handle, tei_error)
 
