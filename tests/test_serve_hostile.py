@@ -211,3 +211,18 @@ def test_request_parsers_of_every_protocol_answer_any_body_with_a_refusal_or_pai
             assert 400 <= exc.status < 500 and exc.message and "\n" not in exc.message
         else:
             assert all(isinstance(a, str) and (b is None) != needs_text_b for a, b in parsed.pairs)
+
+
+def test_connections_beyond_max_connections_get_503_and_the_server_recovers(predictor):
+    with serving(predictor, max_connections=3, max_wait_ms=0, read_timeout=5) as base:
+        port = int(base.rsplit(":", 1)[1])
+        idle = [socket.create_connection((LOCALHOST, port), timeout=10) for _ in range(3)]  # slowloris-style
+        try:
+            refused = httpx.post(base + "/v1/predict", json={"texts": ["球赛"]}, timeout=10)
+        finally:
+            for sock in idle:
+                sock.close()
+        wait_for(lambda: httpx.get(base + "/healthz", timeout=10).status_code == 200, "the server to take requests again")
+        ok = httpx.post(base + "/v1/predict", json={"texts": ["球赛"]}, timeout=10)
+    assert refused.status_code == 503
+    assert ok.status_code == 200

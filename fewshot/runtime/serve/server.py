@@ -8,7 +8,8 @@ On the signal uvicorn stops listening and closes idle connections; the app refus
 every request already received, and only then shuts down; the process exits 0. A request still
 unanswered after ``drain_timeout`` seconds is cancelled. A client that has not sent its request
 line and headers ``read_timeout`` seconds after connecting (or after starting its next request) is
-disconnected; an idle keep-alive connection is closed after ``keep_alive_timeout``. With
+disconnected; an idle keep-alive connection is closed after ``keep_alive_timeout``; beyond
+``max_connections`` open connections (or requests in progress) a request gets 503 at once. With
 ``ssl_certfile`` and ``ssl_keyfile`` uvicorn serves HTTPS.
 """
 
@@ -111,6 +112,7 @@ def server_config(app: Any, settings: ServeSettings, log_level: str = "info", ss
     return uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
                           http=header_deadline_protocol(settings.read_timeout),
                           timeout_keep_alive=settings.keep_alive_timeout,  # type: ignore[arg-type]
+                          limit_concurrency=settings.max_connections,
                           timeout_graceful_shutdown=settings.drain_timeout,  # type: ignore[arg-type]
                           ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, **where)
 

@@ -35,9 +35,11 @@ class ServeSettings:
     read_timeout: float = _option(30.0, "seconds a client has to send a request's headers, and then its body (more: "
                                         "the connection is closed / 408)")
     keep_alive_timeout: float = _option(5.0, "seconds an idle keep-alive connection stays open")
+    max_connections: int = _option(2048, "open connections and requests in progress at most; beyond it new "
+                                         "requests get 503 at once")
 
     def __post_init__(self) -> None:
-        for name in ("max_batch", "parallel_batches", "max_queue", "max_texts", "max_chars"):
+        for name in ("max_batch", "parallel_batches", "max_queue", "max_texts", "max_chars", "max_connections"):
             check_number(f"--{name.replace('_', '-')}", getattr(self, name), low=1)
         for name in ("max_wait_ms", "drain_timeout"):
             check_number(f"--{name.replace('_', '-')}", getattr(self, name), low=0)
