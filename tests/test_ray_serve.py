@@ -61,3 +61,26 @@ def test_two_ray_serve_replicas_answer_every_protocol_like_fewshot_predict(tiny_
     np.testing.assert_allclose(np.reshape(oip["outputs"][1]["data"], probs.shape), probs, atol=1e-5)
     assert refused.status_code == 401
     assert "2 Ray Serve replica(s)" in log.read_text()
+
+
+def test_serve_run_builder_and_config_file_make_the_documented_application(tiny_bundle):
+    yaml = pytest.importorskip("yaml")
+    from fewshot.errors import FewshotError
+    from fewshot.integrations.ray_serve import build_app
+
+    config = yaml.safe_load((ROOT / "examples" / "serving" / "ray_serve_config.yaml").read_text())
+    args = {**config["applications"][0]["args"], "bundle": str(tiny_bundle)}
+    assert config["applications"][0]["import_path"] == "fewshot.integrations.ray_serve:build_app"
+    deployment = build_app(args)._bound_deployment
+    assert deployment._deployment_config.autoscaling_config.max_replicas == 4
+    assert deployment.ray_actor_options == {"num_cpus": 1}
+    fixed = build_app({"bundle": str(tiny_bundle), "replicas": "2", "max_wait_ms": "2.5"})._bound_deployment
+    assert fixed.num_replicas == 2
+    with pytest.raises(FewshotError, match="unknown argument"):
+        build_app({"bundle": str(tiny_bundle), "replica": "2"})
+
+
+def test_ray_serve_module_does_not_import_paddle():
+    code = ("import sys, fewshot.integrations.ray_serve; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('paddle', 'paddlenlp')); assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})

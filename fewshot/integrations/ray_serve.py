@@ -141,6 +141,47 @@ def bundle_application(bundle: str, settings: Optional[ServeSettings] = None, re
                            model_name or Path(bundle).resolve().name)
 
 
+def build_app(args: Dict[str, str]) -> Any:
+    """Ray Serve's application builder, for ``serve run`` and config files (values are strings there).
+
+    >>> # serve run fewshot.integrations.ray_serve:build_app bundle=bundles/tnews replicas=2 threads=1 max_batch=32
+    >>> # serve run examples/serving/ray_serve_config.yaml   (the same arguments under applications[].args)
+
+    Keys: ``bundle`` (required), ``replicas`` or ``min_replicas``/``max_replicas`` (autoscaling), ``threads``,
+    ``precision``, ``model_name``, ``protect_health``, and any ``ServeSettings`` field; the API key comes from
+    ``FEWSHOT_API_KEY`` in the replicas' environment (never from the config file).
+    """
+    import os
+    from dataclasses import fields
+
+    from ..errors import FewshotError
+    from ..numbers import check_number
+
+    given = dict(args)
+    if "bundle" not in given:
+        raise FewshotError("build_app: the 'bundle' argument is required (a directory written by fewshot-export)")
+    kinds = {f.name: f.type for f in fields(ServeSettings)}
+    settings = {name: (float if "float" in str(kinds[name]) else int)(given.pop(name)) for name in list(given)
+                if name in kinds}
+
+    def count(name: str, default: int) -> int:
+        return int(check_number(name, int(given.pop(name, default)), low=1))
+
+    autoscaling = None
+    if "min_replicas" in given or "max_replicas" in given:
+        autoscaling = {"min_replicas": count("min_replicas", 1), "max_replicas": count("max_replicas", 4),
+                       "target_ongoing_requests": count("target_ongoing_requests", 32)}
+    application = bundle_application(
+        given.pop("bundle"), ServeSettings(**settings), replicas=count("replicas", 1), autoscaling=autoscaling,
+        threads=count("threads", 1), precision=given.pop("precision", "fp32"),
+        api_key=os.environ.get("FEWSHOT_API_KEY") or None,
+        protect_health=str(given.pop("protect_health", "false")).lower() in ("1", "true", "yes"),
+        model_name=given.pop("model_name", None))
+    if given:
+        raise FewshotError(f"build_app: unknown argument(s) {', '.join(sorted(given))}")
+    return application
+
+
 def run_ray_serve(application: Any, host: str, port: int, address: Optional[str] = None,
                   stop: Optional[threading.Event] = None) -> int:
     """Run ``application`` on Ray Serve at ``host:port`` until SIGTERM/SIGINT (or ``stop``), then shut Serve
