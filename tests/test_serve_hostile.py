@@ -90,7 +90,7 @@ def test_queued_texts_of_a_client_that_hung_up_are_never_computed(predictor, sep
         samples = metric_samples(base)
     assert held.status_code == 200
     assert sum(computed) == 2  # only the holder's batch ran; none of the 30 abandoned texts
-    assert samples[("fewshot_cancelled_texts", ())] == 30
+    assert samples[("fewshot_cancelled_texts_total", ())] == 30
     assert samples[("fewshot_requests_total", (("route", "/v1/predict"), ("status", "499")))] == 1
 
 

@@ -14,9 +14,11 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -50,9 +52,8 @@ class ServeMetrics:
                                            buckets=LATENCY_BUCKETS, registry=r)
         self.queue_depth = Gauge("fewshot_queue_depth", "Texts waiting for a batch", registry=r)
         self.queue_depth.set_function(queue_depth)
-        self.cancelled = Gauge("fewshot_cancelled_texts", "Queued texts dropped because their client went away",
-                               registry=r)
-        self.cancelled.set_function(cancelled_texts)
+        r.register(_CallbackCounter("fewshot_cancelled_texts", "Queued texts dropped because their client went away",
+                                    cancelled_texts))
 
     def observe_batch(self, texts: int, requests: int, seconds: float) -> None:
         """Record one batch (the batcher's ``on_batch``)."""
@@ -76,3 +77,13 @@ class ServeMetrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
+
+
+class _CallbackCounter(Collector):
+    """A counter whose value another object keeps (the batcher's count), read at each scrape."""
+
+    def __init__(self, name: str, documentation: str, value: Callable[[], float]):
+        self.name, self.documentation, self.value = name, documentation, value
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(self.name, self.documentation, value=self.value())
