@@ -120,6 +120,24 @@ def test_deeply_nested_json_is_a_4xx_on_every_route(predictor, path, status):
     assert sum(v for (name, labels), v in samples.items() if name == "fewshot_requests_total" and ("status", "500") in labels) == 0
 
 
+def test_compressed_bodies_are_inflated_within_the_body_limit(predictor):
+    import gzip
+
+    settings = dict(max_texts=2, max_chars=10, max_queue=8)
+    with serving(predictor, **settings) as base:
+        def post(body, encoding):
+            return httpx.post(base + "/v1/predict", content=body, headers={"Content-Encoding": encoding}, timeout=10)
+
+        ok = post(gzip.compress(json.dumps({"texts": ["球赛"]}).encode()), "gzip")
+        bomb = post(gzip.compress(b" " * 50_000_000), "gzip")  # 49 KB on the wire, 50 MB inflated
+        broken = post(b"not gzip", "gzip")
+        unknown = post(b"{}", "br")
+    assert ok.status_code == 200
+    assert bomb.status_code == 413 and bomb.json()["limit"] == "max_body_bytes"
+    assert broken.status_code == 422 and broken.json()["error"].startswith("request body: not valid gzip data")
+    assert unknown.status_code == 415
+
+
 class NanPredictor(GatedPredictor):
     def __init__(self, predictor):
         super().__init__(predictor)

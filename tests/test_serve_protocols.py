@@ -101,6 +101,7 @@ def test_tritonclient_with_its_defaults_gets_fewshot_predicts_answers(tiny_bundl
         as_json = tritonclient.InferInput("text", [len(texts)], "BYTES")
         as_json.set_data_from_numpy(np.array(texts, dtype=object), binary_data=False)
         json_result = client.infer("tnews", [as_json], outputs=[tritonclient.InferRequestedOutput("label", binary_data=False)])
+        compressed = [client.infer("tnews", [text], request_compression_algorithm=algorithm) for algorithm in ("gzip", "deflate")]
         with pytest.raises(tritonclient.InferenceServerException, match="unknown model 'nope'"):
             client.infer("nope", [text])
         client.close()
@@ -110,6 +111,8 @@ def test_tritonclient_with_its_defaults_gets_fewshot_predicts_answers(tiny_bundl
     assert result.as_numpy("probabilities").dtype == np.float32
     assert list(json_result.as_numpy("label")) == labels  # JSON BYTES come back as str
     assert json_result.as_numpy("probabilities") is None  # only the output asked for
+    for answer in compressed:
+        assert [b.decode() for b in answer.as_numpy("label")] == labels
 
 
 def test_tritonclient_sends_pairs_as_n_by_2_bytes(pair_bundle, tmp_path):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import zlib
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Dict, List, Mapping, Optional
 
@@ -54,9 +55,12 @@ class PredictRequest:
     probabilities: bool = False
 
 
-async def read_body(chunks: AsyncIterator[bytes], content_length: Optional[str], settings: ServeSettings) -> bytes:
+async def read_body(chunks: AsyncIterator[bytes], content_length: Optional[str], settings: ServeSettings,
+                    content_encoding: Optional[str] = None) -> bytes:
     """The request body, refused with 413 as soon as it is known to exceed ``settings.max_body_bytes``,
-    and with 408 when it has not all arrived ``settings.read_timeout`` seconds after the headers."""
+    and with 408 when it has not all arrived ``settings.read_timeout`` seconds after the headers. A
+    ``gzip`` or ``deflate`` body (``Content-Encoding``; tritonclient's ``request_compression_algorithm``)
+    is inflated, and refused with 413 once it inflates past the same limit."""
     limit = settings.max_body_bytes
     if content_length is not None and content_length.isdigit() and int(content_length) > limit:
         raise _body_too_large(int(content_length), limit)
@@ -73,7 +77,35 @@ async def read_body(chunks: AsyncIterator[bytes], content_length: Optional[str],
     except asyncio.TimeoutError:
         raise RequestRejected(408, f"request body: not received within {settings.read_timeout:g} s (read_timeout); "
                                    f"{len(body)} bytes arrived", "read_timeout", settings.read_timeout) from None
-    return bytes(body)
+    return inflate(bytes(body), content_encoding, limit)
+
+
+def inflate(body: bytes, content_encoding: Optional[str], limit: int) -> bytes:
+    """``body`` decoded by its ``Content-Encoding`` (none, ``identity``, ``gzip``, ``deflate``), at most ``limit`` bytes.
+
+    >>> inflate(gzip.compress(b'{"texts": []}'), "gzip", 1024)
+    b'{"texts": []}'
+    """
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return body
+    if encoding not in WBITS:
+        raise RequestRejected(415, f"Content-Encoding {content_encoding!r}: expected gzip, deflate or none")
+    inflater = zlib.decompressobj(WBITS[encoding])
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise RequestRejected(422, f"request body: not valid {encoding} data ({exc})") from None
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise RequestRejected(413, f"request body: inflates to more than {limit} bytes (max_body_bytes, from "
+                                   "max_texts and max_chars)", "max_body_bytes", limit)
+    if not inflater.eof:
+        raise RequestRejected(422, f"request body: {encoding} data ends early")
+    return data
+
+
+WBITS = {"gzip": 31, "deflate": 15}
+"""zlib's window bits for each Content-Encoding: a gzip wrapper, a zlib wrapper (HTTP's "deflate")."""
 
 
 def parse_json(body: bytes, where: str = "request body") -> Any:

@@ -250,7 +250,8 @@ class OpenInferenceProtocol(Protocol):
             async def handle() -> Response:
                 check_model(request)
                 core.check_accepting()
-                body = await read_body(request.stream(), request.headers.get("content-length"), settings)
+                body = await read_body(request.stream(), request.headers.get("content-length"), settings,
+                                       request.headers.get("content-encoding"))
                 parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH.lower()), settings, needs_text_b)
                 probs = (await core.classify(parsed.pairs, request)).probs
                 return _infer_response(core, parsed.request_id, probs, parsed.outputs)

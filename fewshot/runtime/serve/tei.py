@@ -157,7 +157,8 @@ class TeiProtocol(Protocol):
         async def classify(request: Request, route: str, inference_api: bool) -> Response:
             async def handle() -> Response:
                 core.check_accepting()
-                body = await read_body(request.stream(), request.headers.get("content-length"), settings)
+                body = await read_body(request.stream(), request.headers.get("content-length"), settings,
+                                       request.headers.get("content-encoding"))
                 parsed = parse_tei_request(body, settings, predictor.encoder.needs_text_b, len(core.labels), inference_api)
                 pairs, raw, top_k = parsed.pairs, parsed.raw_scores, parsed.top_k
                 result = await core.classify(pairs, request)

@@ -55,7 +55,8 @@ class V1Protocol(Protocol):
         async def predict(request: Request) -> Response:
             async def handle() -> Response:
                 core.check_accepting()
-                body = await read_body(request.stream(), request.headers.get("content-length"), settings)
+                body = await read_body(request.stream(), request.headers.get("content-length"), settings,
+                                       request.headers.get("content-encoding"))
                 parsed = parse_predict_request(body, settings, predictor.encoder.needs_text_b)
                 probs = (await core.classify(parsed.pairs, request)).probs
                 records = prediction_records(predictor, probs, parsed.top_k)
