@@ -201,13 +201,17 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st
                     max_leaves=16)
 TENSOR = st.fixed_dictionaries({"name": st.sampled_from(["text", "texts"]), "datatype": st.sampled_from(["BYTES", "FP32"]),
                                 "shape": st.lists(st.integers(-2, 4), max_size=3), "data": JSON},
-                               optional={"parameters": st.dictionaries(st.sampled_from(["binary_data_size"]), JSON)})
+                               optional={"parameters": JSON | st.dictionaries(st.sampled_from(["binary_data_size"]), JSON)})
+OUTPUT = st.fixed_dictionaries({"name": st.sampled_from(["label", "probabilities", "x"])},
+                               optional={"parameters": JSON | st.dictionaries(
+                                   st.sampled_from(["binary_data", "classification"]), JSON)})
 BODIES = st.one_of(
     st.binary(max_size=64),
     JSON.map(lambda v: json.dumps(v).encode()),
     st.fixed_dictionaries({"texts": JSON}, optional={"top_k": JSON, "probabilities": JSON}).map(lambda v: json.dumps(v).encode()),
     st.fixed_dictionaries({"inputs": JSON}, optional={"raw_scores": JSON, "parameters": JSON}).map(lambda v: json.dumps(v).encode()),
-    st.fixed_dictionaries({"inputs": st.lists(TENSOR, max_size=2)}, optional={"outputs": JSON}).map(
+    st.fixed_dictionaries({"inputs": st.lists(TENSOR, max_size=2)},
+                          optional={"outputs": JSON | st.lists(OUTPUT, max_size=3), "parameters": JSON}).map(
         lambda v: json.dumps(v).encode()),
 )
 LIMITS = ServeSettings(max_texts=4, max_chars=20, max_queue=8)

@@ -102,6 +102,7 @@ def test_tritonclient_with_its_defaults_gets_fewshot_predicts_answers(tiny_bundl
         as_json.set_data_from_numpy(np.array(texts, dtype=object), binary_data=False)
         json_result = client.infer("tnews", [as_json], outputs=[tritonclient.InferRequestedOutput("label", binary_data=False)])
         compressed = [client.infer("tnews", [text], request_compression_algorithm=algorithm) for algorithm in ("gzip", "deflate")]
+        top2 = client.infer("tnews", [text], outputs=[tritonclient.InferRequestedOutput("probabilities", class_count=2)])
         with pytest.raises(tritonclient.InferenceServerException, match="unknown model 'nope'"):
             client.infer("nope", [text])
         client.close()
@@ -113,6 +114,12 @@ def test_tritonclient_with_its_defaults_gets_fewshot_predicts_answers(tiny_bundl
     assert json_result.as_numpy("probabilities") is None  # only the output asked for
     for answer in compressed:
         assert [b.decode() for b in answer.as_numpy("label")] == labels
+    classes = top2.as_numpy("probabilities")  # Triton's classification extension: "score:index:label", best first
+    assert classes.shape == (len(texts), 2)
+    assert [row[0].decode().split(":")[2] for row in classes] == labels
+    for row, p in zip(classes, probs):
+        score, index, label = row[0].decode().split(":")
+        assert names[int(index)] == label and abs(float(score) - p.max()) < 1e-5
 
 
 def test_tritonclient_sends_pairs_as_n_by_2_bytes(pair_bundle, tmp_path):

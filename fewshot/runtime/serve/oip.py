@@ -13,7 +13,8 @@ multi-label or hierarchical ``label`` is the JSON array of its labels. With the 
 (``tritonclient``'s default) a request's JSON header is the first ``Inference-Header-Content-Length``
 bytes and each input with ``parameters.binary_data_size`` follows in order (``BYTES``: each element a
 4-byte little-endian length, then its UTF-8); outputs are sent so when asked (``binary_data`` on the
-output, or ``binary_data_output`` on the request). Errors: ``{"error": "..."}``, 400 for a bad request,
+output, or ``binary_data_output`` on the request). Triton's classification extension works on
+``probabilities`` (``"parameters": {"classification": k}``): ``BYTES [N, k]`` of ``"score:index:label"``. Errors: ``{"error": "..."}``, 400 for a bad request,
 404 for an unknown model or version, 413 past a limit, 503 when overloaded, 500 when the model failed.
 """
 
@@ -108,6 +109,16 @@ def _utf8(raw: bytes, index: int) -> str:
         raise RequestRejected(400, f"input {INPUT_NAME}: element {index} is not UTF-8 ({exc.reason})") from None
 
 
+def _parameters(holder: Dict[str, Any], where: str) -> Dict[str, Any]:
+    """The ``parameters`` object of a request, input or output (``{}`` when absent)."""
+    parameters = holder.get("parameters")
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise RequestRejected(400, f"{where}: parameters must be an object, found {json_type(parameters)}")
+    return parameters
+
+
 def _flatten(data: Any) -> List[Any]:
     """A JSON tensor's elements, row-major, whether given flat or nested."""
     if not isinstance(data, list):
@@ -142,7 +153,7 @@ def request_texts(header: Dict[str, Any], binary: bytes, needs_text_b: bool) -> 
         wanted = "[N, 2] (text_a, text_b pairs)" if needs_text_b else "[N] (or [N, 1])"
         raise RequestRejected(400, f"input {INPUT_NAME}: shape {json.dumps(shape)}; this model takes {wanted}")
     count = math.prod(shape)
-    parameters = tensor.get("parameters") or {}
+    parameters = _parameters(tensor, f"input {INPUT_NAME}")
     if "binary_data_size" in parameters:
         size = parameters["binary_data_size"]
         if not isinstance(size, int) or size != len(binary):
@@ -158,12 +169,21 @@ def request_texts(header: Dict[str, Any], binary: bytes, needs_text_b: bool) -> 
     return elements
 
 
-def _requested_outputs(header: Dict[str, Any]) -> List[Tuple[str, bool]]:
-    """``(name, binary)`` of each output to send, in the request's order (both outputs by default)."""
-    binary_default = bool((header.get("parameters") or {}).get("binary_data_output", False))
+@dataclass
+class RequestedOutput:
+    """One output to send: its name, whether in binary, and ``classification`` (Triton's top-k extension) if asked."""
+
+    name: str
+    binary: bool = False
+    classification: Optional[int] = None
+
+
+def _requested_outputs(header: Dict[str, Any]) -> List[RequestedOutput]:
+    """The outputs to send, in the request's order (both outputs by default)."""
+    binary_default = bool(_parameters(header, "inference request").get("binary_data_output", False))
     requested = header.get("outputs")
     if requested is None:
-        return [(name, binary_default) for name in OUTPUTS]
+        return [RequestedOutput(name, binary_default) for name in OUTPUTS]
     if not isinstance(requested, list) or not all(isinstance(o, dict) for o in requested):
         raise RequestRejected(400, "outputs: expected an array of {\"name\": ...} objects")
     chosen = []
@@ -171,8 +191,27 @@ def _requested_outputs(header: Dict[str, Any]) -> List[Tuple[str, bool]]:
         if output.get("name") not in OUTPUTS:
             raise RequestRejected(400, f"outputs: unknown output {output.get('name')!r} (this model has "
                                        f"{', '.join(OUTPUTS)})")
-        chosen.append((output["name"], bool((output.get("parameters") or {}).get("binary_data", binary_default))))
+        parameters = _parameters(output, f"output {output['name']}")
+        classification = parameters.get("classification")
+        if classification is not None and (output["name"] != "probabilities" or not isinstance(classification, int)
+                                           or isinstance(classification, bool) or classification < 1):
+            raise RequestRejected(400, f"outputs: {output['name']}: classification {classification!r}; it applies to "
+                                       "'probabilities', as a positive number of classes")
+        chosen.append(RequestedOutput(output["name"], bool(parameters.get("binary_data", binary_default)), classification))
     return chosen
+
+
+def classifications(probs: np.ndarray, labels: List[str], count: int) -> List[List[str]]:
+    """Triton's classification extension: per row, the ``count`` best ``"score:index:label"`` strings.
+
+    >>> classifications(np.array([[0.2, 0.8]]), ["sports", "finance"], 1)
+    [['0.800000:1:finance']]
+    """
+    rows = []
+    for row in probs.tolist():
+        best = sorted(range(len(labels)), key=lambda i: (-row[i], i))[:count]
+        rows.append([f"{row[i]:f}:{i}:{labels[i]}" for i in best])
+    return rows
 
 
 @dataclass
@@ -181,7 +220,7 @@ class InferRequest:
 
     request_id: Any
     pairs: List[TextPair]
-    outputs: List[Tuple[str, bool]]
+    outputs: List[RequestedOutput]
 
 
 def parse_infer_request(body: bytes, header_length: Optional[str], settings: ServeSettings,
@@ -270,20 +309,26 @@ class OpenInferenceProtocol(Protocol):
         ]
 
 
-def _infer_response(core: ServeCore, request_id: Any, probs: np.ndarray, outputs: List[Tuple[str, bool]]) -> Response:
+def _infer_response(core: ServeCore, request_id: Any, probs: np.ndarray, outputs: List[RequestedOutput]) -> Response:
     """The infer answer: JSON, or JSON header + binary outputs with ``Inference-Header-Content-Length``."""
     labels = [_label_text(r["label"]) for r in prediction_records(core.predictor, probs, None)]
     probs = np.ascontiguousarray(probs, dtype="<f4")
-    tensors = {"label": ("BYTES", [len(labels)], labels, lambda: encode_bytes_tensor(labels)),
-               "probabilities": ("FP32", list(probs.shape), probs.ravel().tolist(), probs.tobytes)}
     answer: Dict[str, Any] = {"model_name": core.model_name, "model_version": MODEL_VERSION, "outputs": []}
     if request_id is not None:
         answer["id"] = request_id
     blobs = []
-    for name, binary in outputs:
-        datatype, shape, data, raw = tensors[name]
-        tensor: Dict[str, Any] = {"name": name, "datatype": datatype, "shape": shape}
-        if binary:
+    for output in outputs:
+        if output.name == "label":
+            datatype, shape, data, raw = "BYTES", [len(labels)], labels, lambda: encode_bytes_tensor(labels)
+        elif output.classification is not None:
+            classes = classifications(probs, core.labels, output.classification)
+            flat = [entry for row in classes for entry in row]
+            datatype, shape, data = "BYTES", [len(classes), min(output.classification, len(core.labels))], classes
+            raw = lambda flat=flat: encode_bytes_tensor(flat)  # noqa: E731
+        else:
+            datatype, shape, data, raw = "FP32", list(probs.shape), probs.ravel().tolist(), probs.tobytes
+        tensor: Dict[str, Any] = {"name": output.name, "datatype": datatype, "shape": shape}
+        if output.binary:
             blob = raw()
             blobs.append(blob)
             tensor["parameters"] = {"binary_data_size": len(blob)}
