@@ -16,7 +16,7 @@ import asyncio
 import json
 import zlib
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Dict, List, Mapping, Optional
+from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Sequence
 
 from ...data.inputs import TextPair, prediction_pairs
 from ...data.lines import json_type
@@ -130,9 +130,7 @@ def parse_predict_request(body: bytes, settings: ServeSettings, needs_text_b: bo
     payload = parse_json(body)
     if not isinstance(payload, dict):
         raise RequestRejected(422, f"request body: expected a JSON object, found {json_type(payload)}")
-    unknown = sorted(set(payload) - set(REQUEST_KEYS))
-    if unknown:
-        raise RequestRejected(422, f"request body: unknown key(s) {', '.join(unknown)} (expected {', '.join(REQUEST_KEYS)})")
+    check_keys(payload, REQUEST_KEYS)
     texts = payload.get("texts")
     if not isinstance(texts, list):
         raise RequestRejected(422, f"texts: expected an array of texts, found {json_type(texts)}")
@@ -143,6 +141,19 @@ def parse_predict_request(body: bytes, settings: ServeSettings, needs_text_b: bo
     if not isinstance(probabilities, bool):
         raise RequestRejected(422, f"probabilities: expected true or false, found {json.dumps(probabilities)}")
     return PredictRequest(checked_pairs(texts, settings, needs_text_b), top_k, probabilities)
+
+
+def check_keys(payload: Dict[str, Any], allowed: Sequence[str]) -> None:
+    """422 naming the keys of ``payload`` outside ``allowed``; a key that is not a plain name is shown JSON-quoted.
+
+    >>> check_keys({"texts": [], "topk": 2, "a\\nb": 1}, REQUEST_KEYS)
+    Traceback (most recent call last):
+    RequestRejected: request body: unknown key(s) "a\\nb", topk (expected texts, top_k, probabilities)
+    """
+    unknown = sorted(set(payload) - set(allowed))
+    if unknown:
+        shown = [key if key.isidentifier() else json.dumps(key) for key in unknown]
+        raise RequestRejected(422, f"request body: unknown key(s) {', '.join(shown)} (expected {', '.join(allowed)})")
 
 
 def checked_pairs(texts: List[Any], settings: ServeSettings, needs_text_b: bool, where: str = "texts") -> List[TextPair]:

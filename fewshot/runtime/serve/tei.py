@@ -29,7 +29,7 @@ from starlette.routing import BaseRoute, Route
 from ...data.inputs import TextPair
 from ...data.lines import json_type
 from .core import ServeCore
-from .limits import RequestRejected, checked_pairs, parse_json, read_body
+from .limits import RequestRejected, check_keys, checked_pairs, parse_json, read_body
 from .protocol import Protocol
 from .settings import ServeSettings
 
@@ -125,9 +125,7 @@ def parse_tei_request(body: bytes, settings: ServeSettings, needs_text_b: bool, 
     if not isinstance(payload, dict):
         raise RequestRejected(422, f"request body: expected a JSON object, found {json_type(payload)}")
     allowed = REQUEST_KEYS if inference_api else REQUEST_KEYS[:-1]
-    unknown = sorted(set(payload) - set(allowed))
-    if unknown:
-        raise RequestRejected(422, f"request body: unknown key(s) {', '.join(unknown)} (expected {', '.join(allowed)})")
+    check_keys(payload, allowed)
     sequences, batch = parse_inputs(payload.get("inputs"))
     raw = _flag(payload, "raw_scores")
     _flag(payload, "truncate")
