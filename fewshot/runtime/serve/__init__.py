@@ -1,5 +1,8 @@
 """``fewshot-serve``: an HTTP server over a bundle with dynamic batching (Starlette, uvicorn, prometheus_client).
 
+It speaks fewshot's ``/v1`` JSON (``v1``), the Open Inference Protocol with Triton's binary tensors
+(``oip``) and TEI's ``/predict`` (``tei``) side by side (``PROTOCOLS``), over one :class:`ServeCore`.
+
 Paddle-free, like the rest of ``fewshot.runtime`` (a test enforces it); needs ``pip install "fewshot[serve]"``::
 
 >>> from fewshot.runtime import OnnxPredictor

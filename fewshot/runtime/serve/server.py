@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import signal
 import socket
 from types import FrameType
@@ -121,6 +122,7 @@ def serve(app: Any, sock: socket.socket, settings: ServeSettings, log_level: str
           ssl_certfile: Optional[str] = None, ssl_keyfile: Optional[str] = None) -> int:
     """Serve ``app`` on the bound ``sock`` until SIGTERM or SIGINT, drain, and return 0."""
     config = server_config(app, settings, log_level, ssl_certfile, ssl_keyfile)
+    _log_to_stderr(log_level)
     # uvicorn re-sends a caught signal to the process after its graceful shutdown, which would end it
     # with status 143; with a handler that does nothing in place, a drained server returns 0.
     previous = {sig: signal.signal(sig, _drained) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -131,6 +133,16 @@ def serve(app: Any, sock: socket.socket, settings: ServeSettings, log_level: str
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0 if server.started else 1
+
+
+def _log_to_stderr(level: str) -> None:
+    """The server's own log lines (``fewshot.serve``: clients gone, model failures) on stderr, as uvicorn's are."""
+    log = logging.getLogger("fewshot.serve")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(level.upper())
 
 
 def _drained(sig: int, frame: Optional[FrameType]) -> None:
