@@ -331,3 +331,5 @@ def test_api_key_options_are_checked_in_one_line(tiny_bundle, tmp_path, capsys):
     assert "--api-key-file" in capsys.readouterr().err
     assert serve_main([str(tiny_bundle), "--ssl-certfile", str(tmp_path / "c.pem")]) == 2
     assert "--ssl-certfile and --ssl-keyfile go together" in capsys.readouterr().err
+    assert serve_main([str(tiny_bundle), "--protect-health"]) == 2
+    assert "--protect-health needs an API key" in capsys.readouterr().err

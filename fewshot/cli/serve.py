@@ -113,6 +113,8 @@ def _serve(argv: Optional[List[str]]) -> int:
         if path is not None and not os.path.isfile(path):
             raise FewshotError(f"{path}: no such file (TLS certificate or key)")
     key = api_key(args)
+    if args.protect_health and key is None:
+        raise FewshotError(f"--protect-health needs an API key (--api-key, --api-key-file or ${API_KEY_ENV})")
     if args.backend == "ray":
         return _serve_on_ray(args, key)
     # A request brings a few texts: tokenizing them on the event loop's thread is cheaper than waking
