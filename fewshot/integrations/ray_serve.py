@@ -32,6 +32,7 @@ from ..runtime.serve.batcher import BatchTiming, QueueFull
 from ..runtime.serve.settings import ServeSettings
 
 Row = Dict[str, Any]
+DEFAULTS = ServeSettings()
 
 
 class ServeBatchQueue:
@@ -103,7 +104,7 @@ class BundleIngress:
     async def _run_one(self, row: Row, timing: BatchTiming) -> np.ndarray:
         return await self._run_batch((row, timing))
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    @serve.batch(max_batch_size=DEFAULTS.max_batch, batch_wait_timeout_s=DEFAULTS.max_wait_ms / 1000.0)  # set per replica
     async def _run_batch(self, items: List[Tuple[Row, BatchTiming]]) -> List[np.ndarray]:
         start = time.perf_counter()
         timings = list({id(timing): timing for _, timing in items}.values())
