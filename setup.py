@@ -55,8 +55,9 @@ SERVE_REQUIRES = [
 ]
 """fewshot-serve: PaddleNLP already depends on FastAPI (Starlette) and uvicorn, so training installs have them too."""
 
-RAY_REQUIRES = ["ray[data]"]
-"""Ray Data for distributed batch inference; imported only in fewshot.integrations.ray."""
+RAY_REQUIRES = ["ray[data,serve]"]
+"""Ray Data for distributed batch inference (fewshot.integrations.ray) and Ray Serve for serving on replicas
+(fewshot.integrations.ray_serve, ``fewshot-serve --backend ray``); ray is imported only there."""
 
 setup(
     name="fewshot",
@@ -72,7 +73,8 @@ setup(
         "analysis": ANALYSIS_REQUIRES,
         "serve": SERVE_REQUIRES,
         "ray": RAY_REQUIRES,
-        "test": ["pytest", "pytest-timeout", "httpx"],
+        # tritonclient and huggingface_hub: the real clients the serving protocols' tests talk to fewshot-serve with
+        "test": ["pytest", "pytest-timeout", "httpx", "tritonclient[http]", "huggingface_hub"],
     },
     entry_points={
         "console_scripts": [

@@ -2,6 +2,13 @@
 
     flock /tmp/fewshot-heavy.lock python benchmarks/serve_load.py [--bundle DIR] [--threads 1 --parallel-batches 2]
         [--max-batch 32] [--max-wait-ms 5] [--texts-per-request 4] [--concurrency 1,8,32,128] [--repeats 3]
+        [--route v1|oip|tei] [--backend local|ray --replicas N]
+
+``--route`` picks the protocol the client speaks: ``v1`` (``POST /v1/predict``), ``oip`` (the Open
+Inference Protocol's ``POST /v2/models/NAME/infer``, JSON tensors) or ``tei`` (``POST /predict``, a
+batch of inputs). ``--backend ray --replicas N`` serves on N Ray Serve replicas (``fewshot-serve
+--backend ray``; each replica gets ``--threads`` threads); run it with ``--replicas 1`` and ``2`` and
+once with ``--backend local`` to compare. With Ray the RSS figures are the driver's only.
 
 Starts ``fewshot-serve`` in a subprocess bound to 127.0.0.1 (nothing else is ever contacted) and
 drives it with an asyncio HTTP client (aiohttp: its C parser leaves more of the two cores to the
@@ -73,6 +80,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="rounds of offline + every level (medians reported)")
     p.add_argument("--overload-seconds", type=float, default=8.0)
     p.add_argument("--texts", type=int, default=2000, help="distinct texts cycled through (default 2000)")
+    p.add_argument("--route", choices=sorted(ROUTES), default="v1", help="the protocol the client speaks (default v1)")
+    p.add_argument("--backend", choices=["local", "ray"], default="local", help="fewshot-serve --backend (default local)")
+    p.add_argument("--replicas", type=int, default=1, help="--backend ray: Ray Serve replicas (default 1)")
     return p.parse_args()
 
 
@@ -121,11 +131,55 @@ class Run:
         return self.texts / self.seconds if self.seconds else 0.0
 
 
+MODEL_NAME = "bench"
+
+
+class Route:
+    """One protocol's request body for some texts, and its answer as (label, score) per text."""
+
+    path = "/v1/predict"
+    shed_status = 503
+
+    def body(self, texts: List[str]) -> Dict[str, Any]:
+        return {"texts": texts}
+
+    def answers(self, body: Any) -> List[Any]:
+        return [(p["label"], p["score"]) for p in body["predictions"]]
+
+
+class OipRoute(Route):
+    path = f"/v2/models/{MODEL_NAME}/infer"
+
+    def body(self, texts: List[str]) -> Dict[str, Any]:
+        return {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [len(texts)], "data": texts}]}
+
+    def answers(self, body: Any) -> List[Any]:
+        labels, probs = body["outputs"][0]["data"], body["outputs"][1]["data"]
+        width = len(probs) // max(len(labels), 1)
+        return [(label, max(probs[i * width:(i + 1) * width])) for i, label in enumerate(labels)]
+
+
+class TeiRoute(Route):
+    path = "/predict"
+    shed_status = 429
+
+    def body(self, texts: List[str]) -> Dict[str, Any]:
+        return {"inputs": [[t] for t in texts]}
+
+    def answers(self, body: Any) -> List[Any]:
+        return [(ranking[0]["label"], ranking[0]["score"]) for ranking in body]
+
+
+ROUTES = {"v1": Route(), "oip": OipRoute(), "tei": TeiRoute()}
+
+
 class Load:
     """The client: requests over the distinct texts, cycled; answers checked against ``expected``."""
 
-    def __init__(self, base: str, texts: List[str], expected: List[Dict[str, Any]], per_request: int):
-        self.url = base + "/v1/predict"
+    def __init__(self, base: str, texts: List[str], expected: List[Dict[str, Any]], per_request: int,
+                 route: Route = ROUTES["v1"]):
+        self.route = route
+        self.url = base + route.path
         self.texts = texts
         self.expected = expected
         self.per_request = per_request
@@ -137,24 +191,25 @@ class Load:
         run.sent += 1
         start = time.perf_counter()
         try:
-            async with session.post(self.url, json={"texts": [self.texts[i] for i in index]}) as response:
+            async with session.post(self.url, json=self.route.body([self.texts[i] for i in index])) as response:
                 status = response.status
                 body = await response.json() if status == 200 else await response.read()
-        except Exception:  # a reset connection or a timeout: the request is lost
+                answers = self.route.answers(body) if status == 200 else []
+        except Exception:  # a reset connection, a timeout or a malformed answer: the request is lost
             run.lost += 1
             return
         elapsed = time.perf_counter() - start
-        if status == 503:
+        if status == self.route.shed_status:
             run.shed += 1
             return
-        if status != 200 or len(body.get("predictions", [])) != len(index):
+        if status != 200 or len(answers) != len(index):
             run.lost += 1
             return
         run.latencies.append(elapsed)
         run.texts += len(index)
-        for i, got in zip(index, body["predictions"]):
+        for i, (label, score) in zip(index, answers):
             want = self.expected[i]
-            if got["label"] != want["label"] or abs(got["score"] - want["score"]) > SCORE_TOLERANCE:
+            if label != want["label"] or abs(score - want["score"]) > SCORE_TOLERANCE:
                 run.mismatched += 1
 
     async def closed_loop(self, session: Any, clients: int, requests: int, seconds: float) -> Run:
@@ -229,11 +284,14 @@ def start_server(bundle: Path, port: int, args: argparse.Namespace, parallel: in
     command = [sys.executable, "-m", "fewshot.cli.serve", str(bundle), "--host", LOCALHOST, "--port", str(port),
                "--threads", str(args.threads), "--parallel-batches", str(parallel), "--max-batch", str(args.max_batch),
                "--max-wait-ms", str(args.max_wait_ms), "--max-queue", str(args.max_queue),
-               "--max-texts", str(min(args.max_queue, 128)), "--precision", args.precision, "--log-level", "warning"]
+               "--max-texts", str(min(args.max_queue, 128)), "--precision", args.precision, "--log-level", "warning",
+               "--model-name", MODEL_NAME]
+    if args.backend == "ray":
+        command += ["--backend", "ray", "--replicas", str(args.replicas)]
     return subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True)
 
 
-async def wait_ready(base: str, server: subprocess.Popen, seconds: float = 120) -> None:
+async def wait_ready(base: str, server: subprocess.Popen, seconds: float = 300) -> None:
     import aiohttp
 
     deadline = time.monotonic() + seconds
@@ -265,7 +323,7 @@ async def drive(args: argparse.Namespace, bundle: Path, texts: List[str], expect
                 base: str, server: subprocess.Popen, levels: List[int], total_threads: int) -> Dict[str, Any]:
     import aiohttp
 
-    load = Load(base, texts, expected, args.texts_per_request)
+    load = Load(base, texts, expected, args.texts_per_request, ROUTES[args.route])
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
     timeout = aiohttp.ClientTimeout(total=60)
     offline: List[float] = []
@@ -302,6 +360,8 @@ def main() -> int:
 
     levels = [int(c) for c in args.concurrency.split(",")]
     parallel = args.parallel_batches or max(1, usable_cores() // args.threads)
+    if args.backend == "ray":
+        parallel = args.replicas
     total_threads = args.threads * parallel
     with tempfile.TemporaryDirectory(prefix="fewshot-serve-load-") as tmp:
         bundle = Path(args.bundle) if args.bundle else build_bundle(Path(tmp))
@@ -319,8 +379,10 @@ def main() -> int:
         finally:
             server.terminate()
             code = server.wait(60)
-    print(machine_line({"server onnxruntime threads": f"{args.threads} x {parallel} parallel batches",
-                        "offline threads": total_threads}))
+    where = (f"{args.replicas} Ray Serve replicas x {args.threads} threads" if args.backend == "ray"
+             else f"{args.threads} x {parallel} parallel batches")
+    print(machine_line({"server onnxruntime threads": where, "offline threads": total_threads,
+                        "route": f"{args.route} ({ROUTES[args.route].path})"}))
     print(f"bundle {'zh-ernie-tiny (untrained), TNEWS labels' if not args.bundle else args.bundle}, {args.precision}; "
           f"{len(texts)} TNEWS texts, {args.texts_per_request} per request; max batch {args.max_batch}, max wait "
           f"{args.max_wait_ms} ms, max queue {args.max_queue} texts; {args.repeats} rounds, medians; "

@@ -21,7 +21,6 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 pytest.importorskip("prometheus_client")
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from fewshot.cli.serve import main as serve_main  # noqa: E402
@@ -53,8 +52,18 @@ class GatedPredictor:
 @contextmanager
 def serving(predictor, **settings):
     """The app on 127.0.0.1 in a thread, once ready; yields its base URL."""
+    with running(predictor, **settings) as (base, app, server):
+        yield base
+
+
+@contextmanager
+def running(predictor, **settings):
+    """The app under fewshot-serve's uvicorn config (timeouts included) in a thread; yields (base URL, app, server)."""
+    from fewshot.runtime.serve import server_config
+    from fewshot.runtime.serve.server import DrainingServer
+
     app = create_app(predictor, ServeSettings(**settings))
-    server = uvicorn.Server(uvicorn.Config(app, host=LOCALHOST, port=0, log_level="warning", lifespan="on"))
+    server = DrainingServer(server_config(app, ServeSettings(**settings), "warning", host=LOCALHOST, port=0))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -63,7 +72,7 @@ def serving(predictor, **settings):
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://{LOCALHOST}:{port}"
+        yield f"http://{LOCALHOST}:{port}", app, server
     finally:
         server.should_exit = True
         thread.join(30)
@@ -123,7 +132,7 @@ def test_concurrent_requests_share_one_batch_and_each_gets_its_own_results(predi
     gathered = after[("fewshot_batch_requests_sum", ())] - before.get(("fewshot_batch_requests_sum", ()), 0)
     assert (batches, gathered) == (1, 4)  # 4 requests of 2 texts filled one batch of 8 long before the 5 s wait
     assert after[("fewshot_batch_texts_sum", ())] == 8
-    assert after[("fewshot_requests_total", (("status", "200"),))] == 4
+    assert after[("fewshot_requests_total", (("route", "/v1/predict"), ("status", "200")))] == 4
 
 
 def test_full_queue_gives_503_with_retry_after_and_the_server_keeps_serving(predictor, texts):
@@ -157,7 +166,7 @@ def test_full_queue_gives_503_with_retry_after_and_the_server_keeps_serving(pred
         assert_same_records(response.json()["predictions"], expected_records(predictor, group))
     assert after.status_code == 200
     assert_same_records(after.json()["predictions"], expected_records(predictor, texts[6:7]))
-    assert samples[("fewshot_requests_total", (("status", "503"),))] == 1
+    assert samples[("fewshot_requests_total", (("route", "/v1/predict"), ("status", "503")))] == 1
     assert samples[("fewshot_queue_depth", ())] == 0
 
 
@@ -217,9 +226,9 @@ def test_probabilities_model_health_and_metrics_text_format(predictor, texts):
     families = {f.name: f for f in text_string_to_metric_families(metrics.text)}
     assert families["fewshot_requests"].type == "counter"
     assert families["fewshot_batch_texts"].type == "histogram"
-    assert families["fewshot_request_latency_seconds"].type == "histogram"
+    assert families["fewshot_request_duration_seconds"].type == "histogram"
     assert families["fewshot_queue_depth"].type == "gauge"
-    count = [s.value for s in families["fewshot_request_latency_seconds"].samples if s.name.endswith("_count")]
+    count = [s.value for s in families["fewshot_request_duration_seconds"].samples if s.name.endswith("_count")]
     assert count == [2.0]
 
 
@@ -308,7 +317,7 @@ def test_serve_cli_refuses_bad_options_and_bundles_in_one_line(tmp_path, tiny_bu
     assert serve_main([str(tiny_bundle), "--max-queue", "10", "--max-texts", "64"]) == 2
     assert "--max-queue 10 is smaller than --max-texts 64" in capsys.readouterr().err
     assert serve_main([str(tiny_bundle), "--max-batch", "0"]) == 2
-    assert "--max-batch must be at least 1, got 0" in capsys.readouterr().err
+    assert "--max-batch must be ≥ 1, got 0" in capsys.readouterr().err
 
 
 def test_serve_and_ray_modules_do_not_import_paddle():

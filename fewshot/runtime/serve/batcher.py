@@ -24,7 +24,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, List, Optional, Sequence, Set
+from typing import Any, Callable, Deque, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -41,12 +41,27 @@ class QueueFull(Exception):
 
 
 @dataclass
+class BatchTiming:
+    """Where one request's time went: queued until its first text's batch started, then in batches."""
+
+    queued_at: float = field(default_factory=time.perf_counter)
+    started_at: Optional[float] = None
+    inference_seconds: float = 0.0
+
+    @property
+    def queue_seconds(self) -> float:
+        """Seconds from :meth:`DynamicBatcher.submit` to the start of the request's first batch."""
+        return (self.started_at or self.queued_at) - self.queued_at
+
+
+@dataclass
 class _Request:
     rows: Sequence[Any]
     future: "asyncio.Future[np.ndarray]"
     arrived: float = field(default_factory=time.monotonic)
     probs: Optional[np.ndarray] = None
     remaining: int = 0
+    timing: BatchTiming = field(default_factory=BatchTiming)
 
 
 @dataclass
@@ -71,6 +86,8 @@ class DynamicBatcher:
         self.on_batch = on_batch
         self.queued = 0
         """Texts waiting for a batch (not counting the batch running)."""
+        self.cancelled_texts = 0
+        """Queued texts dropped because their caller went away."""
         self._texts: Deque[_Text] = deque()
         self._executor = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="fewshot-inference")
         self._wakeup: Optional[asyncio.Event] = None
@@ -86,9 +103,19 @@ class DynamicBatcher:
         self._free = asyncio.Semaphore(self.parallel)
         self._worker = asyncio.get_running_loop().create_task(self._gather_forever(), name="fewshot-batcher")
 
+    @property
+    def alive(self) -> bool:
+        """Whether batches are being gathered (started, and its task has not died)."""
+        return self._worker is not None and not self._worker.done()
+
     def submit(self, rows: Sequence[Any]) -> "asyncio.Future[np.ndarray]":
         """Queue one request's rows; the future resolves to their probabilities. ``QueueFull`` when no room."""
-        if self._worker is None or self._worker.done():
+        return self.submit_timed(rows)[0]
+
+    def submit_timed(self, rows: Sequence[Any]) -> Tuple["asyncio.Future[np.ndarray]", BatchTiming]:
+        """:meth:`submit`, and the request's :class:`BatchTiming`, filled in as its batches run.
+        Cancelling the future (the client went away) takes its texts off the queue at once."""
+        if not self.alive:
             raise RuntimeError("the batcher is not running")
         if self.queued + len(rows) > self.max_queue:
             raise QueueFull(self.queued, self.max_queue, self.retry_after())
@@ -96,8 +123,16 @@ class DynamicBatcher:
         request = _Request(rows, future, remaining=len(rows))
         self._texts.extend(_Text(request, index, len(row["input_ids"])) for index, row in enumerate(rows))
         self.queued += len(rows)
+        future.add_done_callback(lambda done: self._forget(request) if done.cancelled() else None)
         self._wakeup.set()
-        return future
+        return future, request.timing
+
+    def _forget(self, request: _Request) -> None:
+        """Drop the queued texts of a cancelled request (those already in a running batch still run)."""
+        kept = deque(text for text in self._texts if text.request is not request)
+        self.cancelled_texts += len(self._texts) - len(kept)
+        self._texts = kept
+        self.queued = len(kept)
 
     def retry_after(self) -> int:
         """Whole seconds until the queued texts are likely done, at the recent speed (at least 1)."""
@@ -170,6 +205,10 @@ class DynamicBatcher:
     async def _run(self, loop: asyncio.AbstractEventLoop, batch: List[_Text]) -> None:
         rows = [text.request.rows[text.index] for text in batch]
         start = time.perf_counter()
+        requests = {id(text.request): text.request for text in batch}.values()
+        for request in requests:
+            if request.timing.started_at is None:
+                request.timing.started_at = start
         try:
             probs = await loop.run_in_executor(self._executor, self.run, rows)
         except Exception as exc:  # the model failed: every caller in this batch gets the error, the server goes on
@@ -179,6 +218,8 @@ class DynamicBatcher:
             return
         seconds = time.perf_counter() - start
         self._seconds_per_text = seconds / len(rows)
+        for request in requests:
+            request.timing.inference_seconds += seconds
         for text, row in zip(batch, probs):
             request = text.request
             if request.future.done():
@@ -190,4 +231,4 @@ class DynamicBatcher:
             if request.remaining == 0:
                 request.future.set_result(request.probs)
         if self.on_batch is not None:
-            self.on_batch(len(rows), len({id(text.request) for text in batch}), seconds)
+            self.on_batch(len(rows), len(requests), seconds)

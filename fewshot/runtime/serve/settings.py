@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...errors import FewshotError
+from ...cpu_env import usable_cores
+from ...numbers import check_number
 
 
 def _option(default: object, help_text: str) -> object:
@@ -30,14 +32,20 @@ class ServeSettings:
     max_texts: int = _option(128, "texts in one request at most (more: 413)")
     max_chars: int = _option(2000, "characters in one text at most (more: 422)")
     drain_timeout: float = _option(30.0, "on SIGTERM, seconds to finish queued and running requests before exiting")
+    read_timeout: float = _option(30.0, "seconds a client has to send a request's headers, and then its body (more: "
+                                        "the connection is closed / 408)")
+    keep_alive_timeout: float = _option(5.0, "seconds an idle keep-alive connection stays open")
+    max_connections: int = _option(2048, "open connections and requests in progress at most; beyond it new "
+                                         "requests get 503 at once")
 
     def __post_init__(self) -> None:
-        for name in ("max_batch", "parallel_batches", "max_queue", "max_texts", "max_chars"):
-            if getattr(self, name) < 1:
-                raise FewshotError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        for name in ("max_batch", "parallel_batches", "max_queue", "max_texts", "max_chars", "max_connections"):
+            check_number(f"--{name.replace('_', '-')}", getattr(self, name), low=1)
         for name in ("max_wait_ms", "drain_timeout"):
-            if getattr(self, name) < 0:
-                raise FewshotError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+            check_number(f"--{name.replace('_', '-')}", getattr(self, name), low=0)
+        for name in ("read_timeout", "keep_alive_timeout"):
+            check_number(f"--{name.replace('_', '-')}", getattr(self, name), low=0, low_open=True)
+        check_number("--parallel-batches", self.parallel_batches, high=usable_cores())  # more only compete for cores
         if self.max_queue < self.max_texts:
             raise FewshotError(f"--max-queue {self.max_queue} is smaller than --max-texts {self.max_texts}: "
                                f"a request of {self.max_texts} texts could never be queued")
