@@ -273,17 +273,20 @@ class PromptClassifier:
     def max_seq_length(self) -> int:
         return self.template.max_seq_length
 
-    def estimate_prior(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    def estimate_prior(self, texts: Sequence[Union[str, Tuple[str, Optional[str]]]], batch_size: int = 64) -> np.ndarray:
         """Set the calibration prior to the mean predicted distribution over ``texts``; returns it.
 
-        Needs ``calibrate=True``. Texts may be empty strings (content-free inputs).
+        Needs ``calibrate=True``. Texts may be empty strings (content-free inputs), or ``(text_a, text_b)``
+        pairs; with a pair template a single text fills both slots.
         """
         if not self.calibrate:
             raise FewshotError("estimate_prior: this classifier was built with calibrate=False")
         if not texts:
             raise DataError("estimate_prior: no texts given")
         self.model.set_log_prior(np.zeros(len(self.labels), dtype="float32"))
-        prior = self._pooled(*self._window_logits([(text, None) for text in texts], batch_size), temperature=1.0)
+        pairs = [text if isinstance(text, tuple) else (text, text if self.template.needs_text_b else None)
+                 for text in texts]
+        prior = self._pooled(*self._window_logits(pairs, batch_size), temperature=1.0)
         prior = prior.mean(axis=0)
         self.model.set_log_prior(np.log(prior))
         return prior
@@ -436,7 +439,7 @@ class PromptClassifier:
         """Zero-shot "training": no weight changes; calibrate on the training texts when enabled."""
         metrics: Dict[str, Any] = {"train_steps": 0}
         if self.calibrate:
-            texts = [e.text_a for e in self._examples(train)]
+            texts = [(e.text_a, e.text_b) for e in self._examples(train)]
             self.estimate_prior(texts)
             metrics["calibration_texts"] = len(texts)
         if eval_data:

@@ -141,3 +141,15 @@ def test_cli_rejects_calibrate_without_zeroshot(tmp_path, capsys):
         train_main(argv)
     assert exc.value.code == 2
     assert "--calibrate applies to --method zeroshot only" in capsys.readouterr().err
+
+
+def test_calibrated_zeroshot_with_a_pair_template_estimates_its_prior_from_pairs(tiny_model_dir, separable_task):
+    train, _, words = separable_task
+    pairs = [(e.text_a, e.text_a[::-1], e.label) for e in train]
+    clf = _clf(tiny_model_dir, words, method="zeroshot", calibrate=True,
+               template="{'text': 'text_a'}{'mask'}{'mask'}{'text': 'text_b'}")
+    metrics = clf.fit(pairs)
+    assert metrics["calibration_texts"] == len(pairs)
+    prior = clf.estimate_prior([(a, b) for a, b, _ in pairs])
+    assert prior.shape == (len(words),) and np.isclose(prior.sum(), 1, atol=1e-5)
+    assert len(clf.predict([(pairs[0][0], pairs[0][1])])) == 1
