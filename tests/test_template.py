@@ -46,7 +46,6 @@ def test_braces_inside_quoted_strings_are_text():
         ("{'text': 'text_a'}{'soft': None, 'encoder': 'gru'}", r"encoder must be one of none, lstm, mlp, got 'gru'"),
         ("{'text': 'text_a'}{'mask': None, 'length': 0}", r"'length' must be a positive integer, got 0"),
         ("{'text': 'text_a'}{'soft': '初始', 'length': 2}", r"either initialising text or 'length'"),
-        ("这条新闻的主题是{'mask'}", r"has no text slot"),
         ("{'text': 'text_a'}{[1, 2]}", r"cannot parse part|is not a \{key: value\} part"),
         ("", r"empty template"),
     ],
@@ -54,6 +53,25 @@ def test_braces_inside_quoted_strings_are_text():
 def test_malformed_template_error_quotes_the_part(template, message):
     with pytest.raises(TemplateError, match=message):
         parse_template(template)
+
+
+@pytest.mark.parametrize(
+    "short, full",
+    [
+        ("这条新闻标题的主题是", "{'text': 'text_a'}这条新闻标题的主题是{'mask'}"),
+        ("这条新闻的主题是{'mask'}{'mask'}", "{'text': 'text_a'}这条新闻的主题是{'mask'}{'mask'}"),
+        ("{'soft'}主题是", "{'text': 'text_a'}{'soft'}主题是{'mask'}"),
+    ],
+)
+def test_short_form_implies_text_a_first_and_a_final_mask(short, full):
+    assert parse_template(short) == parse_template(full)
+
+
+def test_short_form_encodes_like_the_full_template(tiny_tokenizer):
+    short = Template("这条新闻的主题是", tiny_tokenizer, 32).encode("球赛")
+    assert short == Template("{'text': 'text_a'}这条新闻的主题是{'mask'}", tiny_tokenizer, 32).encode("球赛")
+    assert tiny_tokenizer.convert_ids_to_tokens(short["input_ids"])[:4] == ["[CLS]", "球", "赛", "这"]
+    assert short["masked_positions"] == [11]
 
 
 def test_template_string_is_never_executed(tmp_path):

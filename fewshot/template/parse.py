@@ -140,7 +140,8 @@ def _build_part(kind: str, value: Dict[str, Any], chunk: str, position: int) -> 
 def parse_template(text: str) -> List[Part]:
     """Parse a template string into parts; text outside ``{...}`` is hard text.
 
-    ``"{'text': 'text_a'}主题是{'mask'}"`` → ``[Part('text', 'text_a'), Part('hard', '主题是'), Part('mask')]``.
+    ``"{'text': 'text_a'}主题是{'mask'}"`` → ``[Part('text', 'text_a'), Part('hard', '主题是'), Part('mask')]``;
+    the short form ``"主题是"`` gives the same parts (see :func:`complete_short_form`).
     """
     if not isinstance(text, str) or not text.strip():
         raise TemplateError("template: empty template")
@@ -160,8 +161,20 @@ def parse_template(text: str) -> List[Part]:
         i = hard_start = end + 1
     if text[hard_start:].strip():
         parts.append(Part("hard", text[hard_start:]))
-    if not any(p.kind == "text" for p in parts):
-        raise TemplateError(f"template: {text!r} has no text slot such as {{'text': 'text_a'}}")
+    return complete_short_form(parts)
+
+
+def complete_short_form(parts: List[Part]) -> List[Part]:
+    """PaddleNLP's short form (``AutoTemplate.create_from``): a template without a text slot reads
+    ``text_a`` first, and one with neither a text slot nor a mask ends with one ``[MASK]``.
+
+    ``这条新闻标题的主题是`` → ``{'text': 'text_a'}这条新闻标题的主题是{'mask'}``.
+    """
+    if any(p.kind == "text" for p in parts):
+        return parts
+    parts = [Part("text", "text_a"), *parts]
+    if not any(p.kind == "mask" for p in parts):
+        parts.append(Part("mask"))
     return parts
 
 
