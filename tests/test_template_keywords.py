@@ -80,3 +80,23 @@ def test_unknown_template_style_is_refused(tiny_model_dir, separable_task):
     task = task_from_config(list(words), {"task": "multi_class"})
     with pytest.raises(TemplateError, match="encoding style must be one of fewshot, paddlenlp, got 'hf'"):
         PromptClassifier.from_task(tiny_model_dir, task, words, template_style="hf")
+
+
+def test_json_keys_named_by_the_template_train_and_predict(tiny_model_dir, separable_task, tmp_path, capsys):
+    train, test, words = separable_task
+    template = "{'text': 'content'}这句话的类别是{'mask'}{'mask'}"
+    (tmp_path / "label.txt").write_text("".join(f"{k}=={v[0]}\n" for k, v in words.items()), encoding="utf-8")
+    rows = [json.dumps({"content": e.text_a, "label_desc": e.label}, ensure_ascii=False) for e in train]
+    (tmp_path / "train.json").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    texts = [e.text_a for e in test[:4]]
+    (tmp_path / "data.json").write_text("".join(json.dumps({"content": t}, ensure_ascii=False) + "\n" for t in texts),
+                                        encoding="utf-8")
+    assert train_main(["--train", str(tmp_path / "train.json"), "--labels", str(tmp_path / "label.txt"),
+                       "--model", tiny_model_dir, "--output", str(tmp_path / "clf"), "--template", template,
+                       "--max-steps", "1", "--max-seq-length", "32"]) == 0, capsys.readouterr().err
+    clf = PromptClassifier.load(tmp_path / "clf")
+    assert export_main(["--checkpoint", str(tmp_path / "clf"), "--output", str(tmp_path / "bundle")]) == 0
+    assert predict_main(["--bundle", str(tmp_path / "bundle"), "--input", str(tmp_path / "data.json"),
+                         "--output", str(tmp_path / "pred.jsonl"), "--no-progress"]) == 0
+    lines = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [line["label"] for line in lines] == clf.predict(texts)

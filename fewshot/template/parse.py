@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, replace
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from ..errors import TemplateError
 
@@ -151,8 +151,8 @@ def _build_part(kind: str, value: Dict[str, Any], chunk: str, position: int) -> 
         raise TemplateError(f"{where}: 'length' must be a positive integer, got {length!r}")
     options = _common_options(value, kind, where)
     if kind == "text":
-        if main not in TEXT_SLOTS:
-            raise TemplateError(f"{where}: text slot must be one of {', '.join(TEXT_SLOTS)}, got {main!r}")
+        if not isinstance(main, str) or not main.strip() or main != main.strip():
+            raise TemplateError(f"{where}: text slot must name an example field such as 'text_a', got {main!r}")
         return Part("text", main, **options)
     if kind == "hard":
         if not isinstance(main, str) or not main.strip():
@@ -212,11 +212,34 @@ def complete_short_form(parts: List[Part]) -> List[Part]:
     ``这条新闻标题的主题是`` → ``{'text': 'text_a'}这条新闻标题的主题是{'mask'}``.
     """
     if any(p.kind == "text" for p in parts):
+        field_slots(parts)
         return parts
     parts = [Part("text", "text_a"), *parts]
     if not any(p.kind == "mask" for p in parts):
         parts.append(Part("mask"))
     return parts
+
+
+def field_slots(parts: Sequence[Part]) -> Dict[str, str]:
+    """The slot (``text_a``/``text_b``, the example's first and second text) each text field reads.
+
+    ``text_a`` and ``text_b`` are themselves; other names take the free slots in template order:
+    ``{'text': 'premise'}…{'text': 'hypothesis'}`` → ``{'premise': 'text_a', 'hypothesis': 'text_b'}``.
+    TSV columns are read by position, JSON keys by these names (see :func:`named_fields`).
+    """
+    names = list(dict.fromkeys(p.value for p in parts if p.kind == "text"))
+    free = [slot for slot in TEXT_SLOTS if slot not in names]
+    others = [name for name in names if name not in TEXT_SLOTS]
+    if len(others) > len(free):
+        raise TemplateError(f"template: text fields {', '.join(names)}: an example holds at most two texts "
+                            f"({', '.join(TEXT_SLOTS)})")
+    return {**{name: name for name in names if name in TEXT_SLOTS}, **dict(zip(others, free))}
+
+
+def named_fields(text: str) -> Dict[str, str]:
+    """Slot → JSON key for the template's text fields other than ``text_a``/``text_b``:
+    ``"{'text': 'sentence'}主题是{'mask'}"`` → ``{'text_a': 'sentence'}``."""
+    return {slot: name for name, slot in field_slots(parse_template(text)).items() if name != slot}
 
 
 def format_part(part: Part) -> str:

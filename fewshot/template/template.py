@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import TemplateError
 from .encoder import Row, TemplateEncoder
-from .parse import Part, format_part, parse_template
+from .parse import Part, field_slots, format_part, parse_template
 from .style import FEWSHOT, EncodingStyle
 
 
@@ -45,6 +45,7 @@ class Template:
         self.text = text
         self.style = style
         self.parts: List[Part] = parse_template(text)
+        self.slots = field_slots(self.parts)
         self.soft_tokens: List[SoftToken] = []
         self._shared_soft: Dict[int, Dict[str, Any]] = {}
         encoded = [self._encode_part(part, tokenizer) for part in self.parts]
@@ -74,7 +75,7 @@ class Template:
         options: Dict[str, Any] = {name: getattr(part, name) for name in ("token_type", "position")
                                    if getattr(part, name) is not None}
         if part.kind == "text":
-            return {"kind": "text", "slot": part.value, "truncate": part.cuttable, **options,
+            return {"kind": "text", "slot": self.slots[part.value], "truncate": part.cuttable, **options,
                     **({"add_space": True} if part.add_space else {})}
         if part.cuttable:
             options["truncate"] = True
