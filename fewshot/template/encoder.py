@@ -37,9 +37,9 @@ Tokenize = Callable[[Sequence[str]], List[List[int]]]
 
 Row = Dict[str, List[int]]
 ROW_KEYS = ("input_ids", "token_type_ids", "position_ids", "attention_mask", "soft_token_ids")
-FIXED_KINDS = ("hard", "soft", "mask", "sep")
+FIXED_KINDS = ("hard", "soft", "mask", "sep", "options")
 SPEC_KEYS = ("cls_token_id", "sep_token_id", "pad_token_id", "max_seq_length", "parts")
-PART_OPTIONS = ("token_type", "position")
+PART_OPTIONS = ("token_type", "position", "omask_id")
 
 
 class TemplateEncoder:
@@ -50,7 +50,10 @@ class TemplateEncoder:
     hold ``token_type`` (0/1, for it and the parts after it), ``position`` (its first position id,
     the parts after it continuing from there); a text part ``add_space`` (a space before the text
     when tokenizing); a hard part ``truncate: true`` (it may lose tokens like a text slot); a soft
-    part ``soft_ids`` (its soft tokens' 1-based numbers; parts sharing soft tokens repeat them).
+    part ``soft_ids`` (its soft tokens' 1-based numbers; parts sharing soft tokens repeat them); an
+    options part ``omask_id``: each ``[O-MASK]`` starts an answer option whose positions restart at the
+    part's first position, and the row's ``attention_mask`` becomes ``[n, n]``: options do not see each
+    other (as ``paddlenlp.prompt`` builds it).
     """
 
     def __init__(
@@ -231,6 +234,7 @@ class TemplateEncoder:
         position_ids = [0]
         soft_token_ids = [0]
         masked_positions: List[int] = []
+        omask_positions: List[int] = []
         token_type = 0
         position = 1
         for i, part in enumerate(self.parts):
@@ -243,8 +247,15 @@ class TemplateEncoder:
             soft_token_ids.extend(part["soft_ids"] if kind == "soft" else [0] * len(ids))
             input_ids.extend(ids)
             token_type_ids.extend([token_type] * len(ids))
-            position_ids.extend(range(position, position + len(ids)))
-            position += len(ids)
+            if "omask_id" in part:
+                starts = [k for k, token in enumerate(ids) if token == part["omask_id"]]
+                omask_positions.extend(len(input_ids) - len(ids) + k for k in starts)
+                bounds = list(zip([0, *starts], [*starts, len(ids)]))
+                position_ids.extend(p for a, b in bounds for p in range(position, position + b - a))
+                position += max(b - a for a, b in bounds)
+            else:
+                position_ids.extend(range(position, position + len(ids)))
+                position += len(ids)
             if kind == "sep" and "token_type" not in part:
                 token_type = self.style.token_type_after_sep(token_type)
         final_type, final_position = self.style.final_sep(token_type, position)
@@ -256,7 +267,8 @@ class TemplateEncoder:
             "input_ids": input_ids,
             "token_type_ids": token_type_ids,
             "position_ids": position_ids,
-            "attention_mask": [1] * len(input_ids),
+            "attention_mask": option_attention_mask(input_ids, omask_positions, (self.cls_token_id, self.sep_token_id))
+            if omask_positions else [1] * len(input_ids),
             "soft_token_ids": soft_token_ids,
             "masked_positions": masked_positions,
         }
@@ -280,15 +292,31 @@ class TemplateEncoder:
         return pad_batch(rows, self.pad_token_id)
 
 
+def option_attention_mask(input_ids: Sequence[int], omask_positions: Sequence[int], ends: Sequence[int]) -> List[List[int]]:
+    """The ``[n, n]`` 1/0 mask of a row with answer options: every token sees every other, except that
+    the options (from the first ``[O-MASK]`` to the first ``[CLS]``/``[SEP]`` after the last) see
+    only themselves. ``ends`` are the ids that close the options region."""
+    n = len(input_ids)
+    end = next((k for k in range(omask_positions[-1] + 1, n) if input_ids[k] in ends), n)
+    mask = np.ones((n, n), dtype=np.int64)
+    mask[omask_positions[0]:end, omask_positions[0]:end] = 0
+    for a, b in zip(omask_positions, [*omask_positions[1:], end]):
+        mask[a:b, a:b] = 1
+    return mask.tolist()
+
+
 def pad_batch(rows: Sequence[Row], pad_token_id: int = 0) -> Dict[str, np.ndarray]:
-    """Stack encoded rows into int64 numpy arrays padded only to the batch's longest row."""
+    """Stack encoded rows into int64 numpy arrays padded only to the batch's longest row (an
+    ``[n, n]`` attention mask to ``[length, length]``, padding 0)."""
     length = max(len(row["input_ids"]) for row in rows)
     batch: Dict[str, np.ndarray] = {}
     for key in ROW_KEYS:
         fill = pad_token_id if key == "input_ids" else 0
-        out = np.full((len(rows), length), fill, dtype=np.int64)
+        square = key == "attention_mask" and isinstance(rows[0][key][0], list)
+        out = np.full((len(rows), length, length) if square else (len(rows), length), fill, dtype=np.int64)
         for r, row in enumerate(rows):
-            out[r, : len(row[key])] = row[key]
+            values = np.asarray(row[key], dtype=np.int64)
+            out[(r, *(slice(0, n) for n in values.shape))] = values
         batch[key] = out
     if rows[0]["masked_positions"]:
         batch["masked_positions"] = np.array([row["masked_positions"] for row in rows], dtype=np.int64)
