@@ -85,10 +85,11 @@ def extended_embedding_table(model: PromptModel) -> np.ndarray:
     return np.concatenate([words, soft.astype(words.dtype)], axis=0)
 
 
-def save_static_graph(graph: InferenceGraph, directory: Path, num_masks: int) -> None:
-    """``paddle.jit.save`` with dynamic batch and sequence length (``model.json`` + ``model.pdiparams``)."""
-    spec = [InputSpec([None, num_masks] if name == "masked_positions" else [None, None], "int64", name)
-            for name in GRAPH_INPUTS]
+def save_static_graph(graph: InferenceGraph, directory: Path, num_masks: int, square_mask: bool = False) -> None:
+    """``paddle.jit.save`` with dynamic batch and sequence length (``model.json`` + ``model.pdiparams``);
+    ``square_mask``: the attention mask is ``[batch, sequence, sequence]`` (a template with options)."""
+    shapes = {"masked_positions": [None, num_masks], "attention_mask": [None, None, None] if square_mask else [None, None]}
+    spec = [InputSpec(shapes.get(name, [None, None]), "int64", name) for name in GRAPH_INPUTS]
     graph.eval()
     paddle.jit.save(graph, str(directory / PADDLE_PREFIX), input_spec=spec)
     for name in (PADDLE_MODEL_NAME, PADDLE_PARAMS_NAME):

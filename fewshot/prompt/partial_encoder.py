@@ -38,8 +38,10 @@ def supports_partial_last_layer(base_model: nn.Layer) -> bool:
 
 
 def additive_attention_mask(attention_mask: paddle.Tensor) -> paddle.Tensor:
-    """A ``[batch, seq]`` 1/0 mask → ``[batch, 1, 1, seq]`` additive mask, as ERNIE builds it."""
-    mask = paddle.unsqueeze(attention_mask, axis=[1, 2]).astype(paddle.get_default_dtype())
+    """A ``[batch, seq]`` 1/0 mask → ``[batch, 1, 1, seq]`` additive mask, as ERNIE builds it; a
+    ``[batch, seq, seq]`` one (a template with answer options) → ``[batch, 1, seq, seq]``."""
+    axes = [1, 2] if len(attention_mask.shape) == 2 else [1]
+    mask = paddle.unsqueeze(attention_mask, axis=axes).astype(paddle.get_default_dtype())
     mask = (1.0 - mask) * -1e4
     mask.stop_gradient = True
     return mask
@@ -47,7 +49,12 @@ def additive_attention_mask(attention_mask: paddle.Tensor) -> paddle.Tensor:
 
 def _last_layer_at(layer: nn.TransformerEncoderLayer, hidden: paddle.Tensor, positions: paddle.Tensor,
                    mask: paddle.Tensor) -> paddle.Tensor:
-    """A post-norm encoder layer's output at ``positions`` only; keys and values from all of ``hidden``."""
+    """A post-norm encoder layer's output at ``positions`` only; keys and values from all of ``hidden``.
+
+    ``mask`` is ``[batch, 1, 1, seq]``, or ``[batch, 1, seq, seq]`` of which the rows at ``positions`` apply.
+    """
+    if mask is not None and len(mask.shape) == 4 and mask.shape[2] != 1:
+        mask = paddle.take_along_axis(mask, positions.unsqueeze(1).unsqueeze(-1), axis=2)
     residual = gather_positions(hidden, positions)
     attended = layer.self_attn(residual, hidden, hidden, mask)
     out = layer.norm1(residual + layer.dropout1(attended))
@@ -66,10 +73,12 @@ def encode_at_positions(
 ) -> paddle.Tensor:
     """Last-layer hidden states at ``positions`` ``[batch, k]`` → ``[batch, k, hidden]``.
 
-    ``attention_mask`` is the ``[batch, seq]`` 1/0 padding mask; give ``input_ids`` or
-    ``inputs_embeds`` (soft prompts), as to the PLM's own forward.
+    ``attention_mask`` is the ``[batch, seq]`` 1/0 padding mask, or ``[batch, seq, seq]`` (which token
+    sees which); give ``input_ids`` or ``inputs_embeds`` (soft prompts), as to the PLM's own forward.
     """
     if not supports_partial_last_layer(base_model):
+        if len(attention_mask.shape) == 3:
+            attention_mask = additive_attention_mask(attention_mask)
         out = base_model(input_ids=input_ids, inputs_embeds=inputs_embeds, token_type_ids=token_type_ids,
                          position_ids=position_ids, attention_mask=attention_mask)
         sequence = out[0] if isinstance(out, (tuple, list)) else out.last_hidden_state

@@ -84,6 +84,8 @@ class TemplateEncoder:
         self.num_soft_tokens = next_soft - 1
         self.variable = [i for i, part in enumerate(self.parts) if part["kind"] == "text" or part.get("truncate")]
         self.fixed_length = 2 + sum(len(part["ids"]) for i, part in enumerate(self.parts) if i not in self.variable)
+        self.square_mask = any("omask_id" in part for part in self.parts)
+        """Whether rows carry an ``[n, n]`` attention mask (answer options) rather than ``[n]``."""
         self.spaced = {part["slot"] for part in self.parts if part["kind"] == "text" and part.get("add_space")}
         self.text_budget = self.max_seq_length - self.fixed_length
         if self.text_budget < len(self.slots):
