@@ -140,3 +140,23 @@ def test_options_template_trains_and_exports(separable_task, tmp_path):
     manifest = json.loads((tmp_path / "bundle" / "fewshot.json").read_text(encoding="utf-8"))
     assert manifest["inputs"][3]["shape"] == ["batch", "sequence", "sequence"]
     np.testing.assert_allclose(predictor.predict_proba(batch), clf.predict_proba(batch), atol=1e-4, rtol=0)
+
+
+PADDLENLP_TEMPLATES = [  # written from paddlenlp.prompt's docs and tests; every one was refused before
+    "这条新闻标题的主题是",
+    "{'text': 'text_a'}{'hard': '这句话的情感是'}{'mask'}",
+    "{'soft': '请判断这句话的主题', 'length': 10}{'text': 'text_a'}{'mask'}",
+    "{'soft': None, 'length': 2, 'soft_id': 1}{'text': 'text_a'}{'soft_id': 1}{'mask'}",
+    "{'text': 'text_a'}{'sep'}{'text': 'text_b', 'token_type': 1}{'mask'}",
+    "{'text': 'sentence'}这句话的主题是{'mask'}",
+    "{'text': 'text_a', 'position': 0}{'hard': '主题', 'position': 0}{'mask'}",
+    "{'text': 'text_a', 'truncate': True}{'hard': '这条新闻的主题是', 'truncate': False}{'mask'}",
+    "{'text': 'text_a'} {'hard': '主题', 'add_space': True}{'mask'}",
+    "{'text': 'text_a'}{'sep': None, 'token_type': 1}{'text': 'text_b'}{'mask': None, 'length': 2}",
+]
+
+
+@pytest.mark.parametrize("template", PADDLENLP_TEMPLATES)
+def test_paddlenlp_templates_are_accepted(tiny_tokenizer, template):
+    row = Template(template, tiny_tokenizer, 32).encode("球赛", "雨")
+    assert row["masked_positions"] and len(row["input_ids"]) == len(row["position_ids"]) <= 32
