@@ -160,3 +160,30 @@ PADDLENLP_TEMPLATES = [  # written from paddlenlp.prompt's docs and tests; every
 def test_paddlenlp_templates_are_accepted(tiny_tokenizer, template):
     row = Template(template, tiny_tokenizer, 32).encode("球赛", "雨")
     assert row["masked_positions"] and len(row["input_ids"]) == len(row["position_ids"]) <= 32
+
+
+def test_prefix_tuning_trains_saves_and_exports(tiny_model_dir, separable_task, tmp_path):
+    train, test, words = separable_task
+    template = "{'prefix': '主题', 'length': 3, 'hidden_size': 16}{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}"
+    clf = PromptClassifier(tiny_model_dir, labels=words, template=template, max_seq_length=32, seed=0)
+    before = clf.model.prefix.embedding.numpy().copy()
+    texts = [e.text_a for e in test[:5]] + ["球赛" * 30]
+    untrained = clf.predict_proba(texts)
+    clf.fit(train[:16], max_steps=3, learning_rate=5e-3, seed=0, disable_tqdm=True, report_to=[], evaluation_strategy="no")
+    assert np.abs(clf.model.prefix.embedding.numpy() - before).max() > 0
+    probs = clf.predict_proba(texts)
+    assert np.abs(probs - untrained).max() > 1e-4
+    clf.save(tmp_path / "clf")
+    np.testing.assert_allclose(PromptClassifier.load(tmp_path / "clf").predict_proba(texts), probs, atol=1e-6, rtol=0)
+    predictor = OnnxPredictor(clf.export(tmp_path / "bundle"))
+    np.testing.assert_allclose(predictor.predict_proba(texts), probs, atol=1e-4, rtol=0)
+
+
+def test_prefix_changes_what_the_masks_read(tiny_model_dir, separable_task):
+    words = separable_task[2]
+    template = "{'prefix': None, 'length': 2}{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}"
+    clf = PromptClassifier(tiny_model_dir, labels=words, template=template, max_seq_length=32, seed=0)
+    clf.model.eval()
+    probs = clf.predict_proba(["球赛"])
+    clf.model.prefix.mlp[2].bias.set_value(clf.model.prefix.mlp[2].bias + 1.0)
+    assert np.abs(clf.predict_proba(["球赛"]) - probs).max() > 1e-4

@@ -153,3 +153,27 @@ def test_omask_needs_the_token_in_the_vocabulary(tiny_tokenizer):
 
     with pytest.raises(TemplateError, match=r"needs the token \[O-MASK\] in the tokenizer's vocabulary"):
         Template("{'text': 'text_a'}{'options': ['体育'], 'add_omask': True}{'mask'}", tiny_tokenizer, 32)
+
+
+@pytest.mark.parametrize("template", [
+    "{'prefix': None, 'length': 3}{'text': 'text_a'}这条新闻的主题是{'mask'}{'mask'}",
+    "{'prefix': '主题', 'length': 4, 'hidden_size': 16}{'text': 'text_a'}{'sep': None, 'token_type': 1}{'text': 'text_b'}{'mask'}",
+])
+@pytest.mark.parametrize("max_length", [64, 19])
+def test_prefix_encodes_as_paddlenlp_prompt_without_its_prefix_tokens(tiny_model_dir, tiny_tokenizer, template, max_length):
+    """PaddleNLP puts the prefix tokens in the row and drops them in ``process_batch`` (keeping their
+    positions); it leaves ``masked_positions`` pointing into the row with them (it tests the key
+    ``masked_position``), where they are ``prefix`` too far right: we give the true positions."""
+    from paddlenlp.prompt import AutoTemplate
+    from paddlenlp.transformers import AutoModelForMaskedLM
+
+    model = AutoModelForMaskedLM.from_pretrained(tiny_model_dir)
+    theirs = AutoTemplate.create_from(template, tiny_tokenizer, max_length, model=model)({"text_a": TEXT_A, "text_b": TEXT_B})
+    ours = Template(template, tiny_tokenizer, max_length, style=PADDLENLP)
+    row = ours.encode(TEXT_A, TEXT_B if ours.needs_text_b else None)
+    kept = np.array(theirs["soft_token_ids"]) == 0
+    prefix = int((~kept).sum())
+    assert prefix == ours.encoder.prefix_length and row["soft_token_ids"] == [0] * len(row["input_ids"])
+    for key in ("input_ids", "token_type_ids", "position_ids"):
+        assert row[key] == np.array(theirs[key])[kept].tolist(), key
+    assert row["masked_positions"] == [p - prefix for p in theirs["masked_positions"]]

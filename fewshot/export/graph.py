@@ -45,6 +45,14 @@ class InferenceGraph(nn.Layer):
         self.calibrated = bool(getattr(model, "calibrated", False))
         if self.calibrated:
             self.register_buffer("log_prior", model.log_prior, persistable=True)
+        self.prefix = []
+        if model.prefix is not None:  # the prefix's keys and values do not depend on the input: constants
+            model.prefix.eval()
+            self.prefix = [[self.create_parameter(list(t.shape), default_initializer=nn.initializer.Assign(t.numpy()))
+                            for t in pair] for pair in model.prefix()]
+            for i, (keys, values) in enumerate(self.prefix):
+                self.add_parameter(f"prefix_keys_{i}", keys)
+                self.add_parameter(f"prefix_values_{i}", values)
         words = model.plm.get_input_embeddings().weight
         if model.soft_prompt is None:
             self.word_embeddings = words
@@ -64,7 +72,8 @@ class InferenceGraph(nn.Layer):
     ) -> paddle.Tensor:
         embeds = F.embedding(input_ids, self.word_embeddings)
         hidden = encode_at_positions(self.encoder, masked_positions, attention_mask, inputs_embeds=embeds,
-                                     token_type_ids=token_type_ids, position_ids=position_ids)
+                                     token_type_ids=token_type_ids, position_ids=position_ids,
+                                     prefix=self.prefix or None)
         logits = self.verbalizer(hidden)
         if self.calibrated:
             logits = logits - self.log_prior

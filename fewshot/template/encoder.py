@@ -46,7 +46,8 @@ class TemplateEncoder:
     """Assembles model inputs from encoded template parts and a batch tokenizer.
 
     ``parts`` are ``{"kind": "text", "slot": "text_a", "truncate": True}`` or
-    ``{"kind": "hard"|"soft"|"mask"|"sep", "ids": [...]}``, in template order. Any part may also
+    ``{"kind": "hard"|"soft"|"mask"|"sep"|"options", "ids": [...]}`` or ``{"kind": "prefix", "length": 4}``
+    (first; no tokens in the row, its positions skipped), in template order. Any part may also
     hold ``token_type`` (0/1, for it and the parts after it), ``position`` (its first position id,
     the parts after it continuing from there); a text part ``add_space`` (a space before the text
     when tokenizing); a hard part ``truncate: true`` (it may lose tokens like a text slot); a soft
@@ -83,7 +84,11 @@ class TemplateEncoder:
             next_soft = max([next_soft - 1, *part.get("soft_ids", [])]) + 1
         self.num_soft_tokens = next_soft - 1
         self.variable = [i for i, part in enumerate(self.parts) if part["kind"] == "text" or part.get("truncate")]
-        self.fixed_length = 2 + sum(len(part["ids"]) for i, part in enumerate(self.parts) if i not in self.variable)
+        self.prefix_length = sum(part["length"] for part in self.parts if part["kind"] == "prefix")
+        """Soft tokens of a ``prefix`` part: keys and values in every layer, not tokens of the row; they
+        count toward ``max_seq_length`` (as in PaddleNLP, and so that positions stay below it)."""
+        self.fixed_length = 2 + self.prefix_length + sum(
+            len(part.get("ids", [])) for i, part in enumerate(self.parts) if i not in self.variable)
         self.square_mask = any("omask_id" in part for part in self.parts)
         """Whether rows carry an ``[n, n]`` attention mask (answer options) rather than ``[n]``."""
         self.spaced = {part["slot"] for part in self.parts if part["kind"] == "text" and part.get("add_space")}
@@ -241,6 +246,9 @@ class TemplateEncoder:
         position = 1
         for i, part in enumerate(self.parts):
             kind = part["kind"]
+            if kind == "prefix":  # positions of the prefix's keys, as PaddleNLP numbers them
+                position += part["length"]
+                continue
             ids = pieces[i] if i in pieces else part["ids"]
             token_type = part.get("token_type", token_type)
             position = part.get("position", position)
@@ -339,6 +347,9 @@ def _part_problem(part: Any) -> str:
     if not isinstance(part.get("truncate", True), bool):
         return "has a 'truncate' that is not true/false"
     kind = part.get("kind")
+    if kind == "prefix":
+        length = part.get("length")
+        return "" if _is_id(length) and length > 0 else "needs 'length', a positive integer"
     if kind == "text":
         if part.get("slot") not in TEXT_SLOTS:
             return f"has slot {part.get('slot')!r}, not one of {', '.join(TEXT_SLOTS)}"

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import TemplateError
 
-KINDS = ("text", "hard", "soft", "mask", "sep", "options")
+KINDS = ("text", "hard", "soft", "mask", "sep", "options", "prefix")
 COMMON_OPTIONS = {"token_type", "position", "add_space", "truncate"}
 OPTIONS = {
     "text": COMMON_OPTIONS,
@@ -25,6 +25,7 @@ OPTIONS = {
     "mask": COMMON_OPTIONS | {"length"},
     "sep": COMMON_OPTIONS,
     "options": COMMON_OPTIONS | {"add_omask", "add_prompt", "length"},
+    "prefix": {"length", "encoder", "hidden_size"},
 }
 """Options each part kind takes, as in ``paddlenlp.prompt`` (``length`` on hard text is accepted and
 ignored, as PaddleNLP does)."""
@@ -181,6 +182,15 @@ def _build_part(kind: str, value: Dict[str, Any], chunk: str, position: int) -> 
         return Part("soft", main, length=length, encoder=encoder, hidden_size=hidden, soft_id=soft_id, **options)
     if kind == "options":
         return _options_part(value, where, options)
+    if kind == "prefix":
+        if main is not None and (not isinstance(main, str) or not main.strip()):
+            raise TemplateError(f"{where}: 'prefix' takes initialising text or None")
+        if value.get("encoder", "mlp") != "mlp":
+            raise TemplateError(f"{where}: a prefix is encoded by 'mlp' (its key/value projection), got {value['encoder']!r}")
+        hidden = value.get("hidden_size")
+        if hidden is not None and (not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 1):
+            raise TemplateError(f"{where}: 'hidden_size' must be a positive integer, got {hidden!r}")
+        return Part("prefix", main, length=length, encoder="mlp", hidden_size=hidden)
     if main is not None:
         raise TemplateError(f"{where}: '{kind}' takes no value")
     if kind == "mask":
@@ -229,7 +239,10 @@ def parse_template(text: str) -> List[Part]:
         i = hard_start = end + 1
     if text[hard_start:].strip():
         parts.append(Part("hard", text[hard_start:]))
-    return complete_short_form(parts)
+    parts = complete_short_form(parts)
+    field_slots(parts)
+    _check_prefix(parts)
+    return parts
 
 
 def complete_short_form(parts: List[Part]) -> List[Part]:
@@ -239,12 +252,23 @@ def complete_short_form(parts: List[Part]) -> List[Part]:
     ``这条新闻标题的主题是`` → ``{'text': 'text_a'}这条新闻标题的主题是{'mask'}``.
     """
     if any(p.kind == "text" for p in parts):
-        field_slots(parts)
         return parts
     parts = [Part("text", "text_a"), *parts]
     if not any(p.kind == "mask" for p in parts):
         parts.append(Part("mask"))
     return parts
+
+
+def _check_prefix(parts: Sequence[Part]) -> None:
+    """A ``prefix`` part comes first (as in PaddleNLP), once, and not with ``soft`` parts."""
+    kinds = [p.kind for p in parts]
+    if "prefix" not in kinds:
+        return
+    if kinds.index("prefix") != 0 or kinds.count("prefix") > 1:
+        raise TemplateError("template: a {'prefix'} part must be the template's first part, and only one "
+                            "(the short form puts {'text': 'text_a'} first: write the text slot)")
+    if "soft" in kinds:
+        raise TemplateError("template: {'prefix'} and {'soft'} parts cannot be combined (as in PaddleNLP)")
 
 
 def field_slots(parts: Sequence[Part]) -> Dict[str, str]:
@@ -285,6 +309,9 @@ def format_part(part: Part) -> str:
             options["encoder"] = part.encoder
         if part.hidden_size is not None:
             options["hidden_size"] = part.hidden_size
+    elif part.kind == "prefix":
+        options["length"] = part.length
+        options.update({"hidden_size": part.hidden_size} if part.hidden_size is not None else {})
     elif part.kind == "mask" and part.length > 1:
         options["length"] = part.length
     elif part.kind == "options":

@@ -29,6 +29,15 @@ class SoftToken:
     init_token_id: Optional[int]
 
 
+@dataclass(frozen=True)
+class Prefix:
+    """A ``prefix`` part (prefix tuning): its soft tokens' initialising ids (None: random) and the
+    hidden size of the MLP that turns them into every layer's keys and values (None: the PLM's)."""
+
+    init_token_ids: Tuple[Optional[int], ...]
+    hidden_size: Optional[int] = None
+
+
 OMASK_TOKEN = "[O-MASK]"
 """The token in front of each answer option of an ``options`` part with ``add_omask``."""
 
@@ -51,6 +60,7 @@ class Template:
         self.parts: List[Part] = parse_template(text)
         self.slots = field_slots(self.parts)
         self.soft_tokens: List[SoftToken] = []
+        self.prefix: Optional[Prefix] = None
         self._shared_soft: Dict[int, Dict[str, Any]] = {}
         encoded = [self._encode_part(part, tokenizer) for part in self.parts]
         self.encoder = TemplateEncoder(
@@ -95,6 +105,10 @@ class Template:
             return {"kind": "sep", "ids": [tokenizer.sep_token_id], **options}
         if part.kind == "options":
             return {"kind": "options", **self._option_ids(part, tokenizer, space), **options}
+        if part.kind == "prefix":
+            init = list(token_ids(tokenizer, part.value)) if part.value is not None else []
+            self.prefix = Prefix(tuple(init + [None] * (part.length - len(init))), part.hidden_size)
+            return {"kind": "prefix", "length": len(self.prefix.init_token_ids)}
         return {"kind": "soft", **self._soft_ids(part, tokenizer, space), **options}
 
     def _soft_ids(self, part: Part, tokenizer: Any, space: str) -> Dict[str, Any]:
