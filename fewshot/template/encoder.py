@@ -11,11 +11,15 @@ rebuilds it from a bundle manifest and a ``tokenizers`` WordPiece. With the temp
     soft_token_ids     0    0  0  0  0  0  1   0      0      0
     masked_positions                            [7, 8]
 
-Only text slots are truncated: the longest truncatable slot loses tokens from its end first,
-ties going to the earliest slot; prompt text, soft tokens, masks and special tokens never are.
-The token type becomes 1 after a ``{'sep'}`` part. Soft tokens are numbered ``1..S`` in
-``soft_token_ids``; what ``input_ids`` holds at their positions is the spec's ids (initialising
-ids in training, rows appended to the embedding table in a bundle).
+Only text slots (and hard text marked ``truncate``) are truncated, as the template's
+:class:`~fewshot.template.style.EncodingStyle` cuts them (``FEWSHOT``: the longest truncatable slot
+loses tokens from its end first, ties going to the earliest slot); prompt text, soft tokens, masks
+and special tokens never are. The style also decides the token type after a ``{'sep'}`` part and the
+final ``[SEP]``'s token type and position. Parts' ``token_type``/``position`` set them from that
+part on. Soft tokens are numbered ``1..S`` in ``soft_token_ids`` (parts sharing a ``soft_id``
+repeat numbers); what ``input_ids`` holds at their positions is the spec's ids (initialising ids
+in training, rows appended to the embedding table in a bundle). A template with ``[O-MASK]``
+answer options gives each row an ``[n, n]`` attention mask; a ``prefix`` part gives no tokens.
 
 With a ``LongText`` option, :meth:`TemplateEncoder.encode_texts` gives a text that does not fit
 several rows instead of one truncated row: overlapping windows over ``text_a`` (see ``windows``).
