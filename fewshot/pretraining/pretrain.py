@@ -58,11 +58,13 @@ from .corpus import (
     corpus_statistics,
     mask_sequence,
     pack_sequences,
+    load_tokenizer,
     read_corpus,
     read_word_list,
     tokenize_corpus,
     write_stats,
 )
+from .split import parse_split, split_documents
 
 logger = logging.getLogger(__name__)
 
@@ -87,15 +89,20 @@ class PretrainConfig:
     corpus: List[str]
     output_dir: str
     model: Optional[str] = _option(None, "PaddleNLP model name or local directory to continue from")
+    tokenizer: Optional[str] = _option(None, "tokenizer name or directory, when not the model's")
     doc_per: str = DOC_PER_CHOICES[0]
     text_field: Optional[str] = None
     wwm_words: Optional[str] = None
-    max_seq_len: int = _option(128, "tokens per packed sequence")
+    max_seq_length: int = _option(128, "tokens per packed sequence")
     mask_ratio: float = _option(0.15, "share of units masked")
     max_steps: int = _option(1000, "training steps")
-    save_steps: int = _option(500, "write model_<step>/ and a resumable checkpoint every N steps")
+    save_steps: int = _option(500, "write model_<step>/ (model and tokenizer) every N steps and at the end")
+    checkpoint_steps: Optional[int] = _option(
+        None, "write a resumable checkpoint-<step>/ (optimizer, RNG) every N steps (default: --save-steps)")
     eval_steps: int = _option(0, "held-out MLM loss/perplexity every N steps (0: none)")
-    eval_ratio: float = _option(0.05, "share of sequences held out for --eval-steps")
+    eval_ratio: float = _option(0.05, "share of sequences held out for --eval-steps (without --split)")
+    split: Optional[str] = _option(
+        None, "train,eval,test shares of the documents, e.g. 198,1,1: eval every --eval-steps, test at the end")
     batch_size: int = _option(32, "sequences per device and step")
     eval_batch_size: int = _option(64, "sequences per evaluation batch")
     learning_rate: float = _option(1e-4, "peak learning rate")
@@ -119,15 +126,20 @@ class PretrainConfig:
         """Raise :class:`PretrainError` for inconsistent options, naming the option."""
         if self.from_scratch == bool(self.model):
             raise PretrainError("give exactly one of --model (continue a checkpoint) and --from-scratch")
-        positive = ("max_seq_len", "max_steps", "save_steps", "batch_size", "eval_batch_size", "logging_steps")
+        positive = ("max_seq_length", "max_steps", "save_steps", "checkpoint_steps", "batch_size", "eval_batch_size",
+                    "logging_steps")
         for name in positive:
-            if getattr(self, name) <= 0:
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise PretrainError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if not 0 < self.mask_ratio < 1:
             raise PretrainError(f"--mask-ratio must be between 0 and 1, got {self.mask_ratio}")
         if self.eval_steps < 0:
             raise PretrainError(f"--eval-steps must be 0 (no evaluation) or positive, got {self.eval_steps}")
-        if self.eval_steps and not 0 < self.eval_ratio < 1:
+        if self.split is not None:
+            shares = parse_split(self.split)
+            if self.eval_steps and not shares[1]:
+                raise PretrainError(f"--eval-steps {self.eval_steps} needs an evaluation share in --split, got {self.split}")
+        elif self.eval_steps and not 0 < self.eval_ratio < 1:
             raise PretrainError(f"--eval-ratio must be between 0 and 1 with --eval-steps, got {self.eval_ratio}")
         if self.resume and self.overwrite:
             raise PretrainError("--resume and --overwrite exclude each other")
@@ -140,6 +152,7 @@ class PretrainData:
     train: List[TokenizedSentence]
     heldout: List[TokenizedSentence]
     stats: CorpusStats
+    test: List[TokenizedSentence] = field(default_factory=list)
 
 
 @dataclass
@@ -154,6 +167,7 @@ class PretrainResult:
     train_sequences: int
     heldout_sequences: int
     resumed_from: Optional[str] = None
+    test_metrics: Dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -293,23 +307,41 @@ class _RestoreRngAtEpochBoundary(TrainerCallback):
 class StepModelSaver(TrainerCallback):
     """Write ``output/model_<step>`` (model, tokenizer, pretrain_info.json) at each save and at the end.
 
-    Also keeps the run's log (PaddleNLP's ``Trainer.log`` empties ``state.log_history``) and
+    ``model_<step>`` follows ``save_steps`` and the Trainer's resumable ``checkpoint-<step>``
+    follows ``checkpoint_steps``, as PaddleNLP's ``run_pretrain.py`` writes ``model_<step>`` and
+    ``model_last``. Also keeps the run's log (PaddleNLP's ``Trainer.log`` empties ``state.log_history``) and
     deletes all but the last ``keep_checkpoints`` ``checkpoint-*`` directories (the Trainer's own
     rotation only runs on a process with ``local_rank == 0``, so never in a single-process run).
     """
 
-    def __init__(self, output_dir: str, info: Dict[str, Any], keep_checkpoints: int = 1):
+    def __init__(self, output_dir: str, info: Dict[str, Any], keep_checkpoints: int = 1, save_steps: int = 500):
         self.output_dir = Path(output_dir)
         self.info = info
         self.keep_checkpoints = keep_checkpoints
+        self.save_steps = save_steps
         self.history: List[Dict[str, Any]] = []
+        self._due: Optional[int] = None
 
     def on_log(self, args: TrainingArguments, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
         if logs:
             self.history.append(dict(logs, step=int(state.global_step)))
 
+    def on_step_end(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> None:
+        """Save at a ``save_steps`` step; when the held-out evaluation runs at that step too, after it
+        (in ``on_evaluate``), so that ``pretrain_info.json`` records its perplexity."""
+        if state.global_step % self.save_steps:
+            return
+        if args.eval_steps and args.do_eval and state.global_step % args.eval_steps == 0:
+            self._due = state.global_step
+        else:
+            self._save(args, state, kwargs["model"], kwargs.get("tokenizer"))
+
+    def on_evaluate(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._due == state.global_step:
+            self._due = None
+            self._save(args, state, kwargs["model"], kwargs.get("tokenizer"))
+
     def on_save(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> None:
-        self._save(args, state, kwargs["model"], kwargs.get("tokenizer"))
         if args.should_save and self.keep_checkpoints > 0:
             remove_old_checkpoints(self.output_dir, self.keep_checkpoints)
 
@@ -370,9 +402,12 @@ def read_pretrain_info(directory: "str | Path") -> Dict[str, Any]:
         return {}
 
 
-def load_model(name_or_dir: str) -> Tuple[paddle.nn.Layer, Any]:
-    """A masked-LM model whose ``forward`` takes ``masked_positions``, and its tokenizer."""
+def load_model(name_or_dir: str, tokenizer_name: Optional[str] = None) -> Tuple[paddle.nn.Layer, Any]:
+    """A masked-LM model whose ``forward`` takes ``masked_positions``, and its tokenizer (the model's,
+    or ``tokenizer_name``'s, PaddleNLP's ``--tokenizer_name_or_path``)."""
     model, tokenizer = load_pretrained(name_or_dir)
+    if tokenizer_name and tokenizer_name != name_or_dir:
+        tokenizer = load_tokenizer(tokenizer_name)
     if "masked_positions" not in inspect.signature(model.forward).parameters:
         raise PretrainError(
             f"{name_or_dir}: {type(model).__name__}.forward has no masked_positions argument; "
@@ -396,7 +431,7 @@ def build_scratch_model(config: PretrainConfig, corpus: Corpus, directory: Path)
             num_hidden_layers=config.num_layers,
             num_attention_heads=config.num_heads,
             intermediate_size=config.intermediate_size,
-            max_position_embeddings=max(512, config.max_seq_len),
+            max_position_embeddings=max(512, config.max_seq_length),
             type_vocab_size=4,
             pad_token_id=0,
             use_task_id=False,
@@ -443,8 +478,15 @@ def prepare_data(config: PretrainConfig, corpus: Corpus, tokenizer: Any) -> Pret
     words = read_word_list(config.wwm_words) if config.wwm_words else None
     tokenized = tokenize_corpus(corpus, tokenizer, words)
     stats = corpus_statistics(tokenized)
-    sequences = pack_sequences(tokenized.documents, config.max_seq_len, tokenizer.cls_token_id, tokenizer.sep_token_id)
-    train, heldout = split_heldout(sequences, config.eval_ratio if config.eval_steps else 0.0, config.seed)
+
+    def pack(documents: Sequence[Sequence[TokenizedSentence]]) -> List[TokenizedSentence]:
+        return pack_sequences(documents, config.max_seq_length, tokenizer.cls_token_id, tokenizer.sep_token_id)
+
+    if config.split is not None:
+        parts = split_documents(tokenized.documents, parse_split(config.split))
+        train, heldout, test = (pack(part) for part in parts)
+        return PretrainData(train=train, heldout=heldout, stats=stats, test=test)
+    train, heldout = split_heldout(pack(tokenized.documents), config.eval_ratio if config.eval_steps else 0.0, config.seed)
     return PretrainData(train=train, heldout=heldout, stats=stats)
 
 
@@ -502,7 +544,7 @@ def training_arguments(config: PretrainConfig) -> TrainingArguments:
         weight_decay=config.weight_decay,
         logging_steps=config.logging_steps,
         save_strategy="steps",
-        save_steps=config.save_steps,
+        save_steps=config.checkpoint_steps or config.save_steps,
         evaluation_strategy="steps" if evaluate else "no",
         eval_steps=config.eval_steps if evaluate else None,
         seed=config.seed,
@@ -525,8 +567,8 @@ def check_enough_data(data: PretrainData, args: TrainingArguments, config: Pretr
     if len(data.train) < needed:
         raise PretrainError(
             f"the corpus ({data.stats.tokens} tokens in {data.stats.sentences} sentences) packs into "
-            f"{len(data.train)} training sequence(s) of at most {config.max_seq_len} tokens, fewer than one batch "
-            f"of {needed}; add text, or lower --batch-size or --max-seq-len"
+            f"{len(data.train)} training sequence(s) of at most {config.max_seq_length} tokens, fewer than one batch "
+            f"of {needed}; add text, or lower --batch-size or --max-seq-length"
         )
 
 
@@ -548,19 +590,20 @@ def _run_pretraining(config: PretrainConfig, callbacks: Sequence[TrainerCallback
     output = Path(config.output_dir)
     corpus = read_corpus(config.corpus, doc_per=config.doc_per, text_field=config.text_field)
     model_source = initial_model(config, corpus, args)
-    model, tokenizer = load_model(model_source)
-    max_positions = getattr(model.config, "max_position_embeddings", config.max_seq_len)
-    if config.max_seq_len > max_positions:
-        raise PretrainError(f"--max-seq-len {config.max_seq_len} exceeds the model's {max_positions} positions")
+    model, tokenizer = load_model(model_source, config.tokenizer)
+    max_positions = getattr(model.config, "max_position_embeddings", config.max_seq_length)
+    if config.max_seq_length > max_positions:
+        raise PretrainError(f"--max-seq-length {config.max_seq_length} exceeds the model's {max_positions} positions")
     data = prepare_data(config, corpus, tokenizer)
     if args.should_save:
         write_stats(data.stats, output / STATS_NAME)
     check_enough_data(data, args, config)
-    saver = StepModelSaver(config.output_dir, run_info(config, model_source), config.keep_checkpoints)
+    saver = StepModelSaver(config.output_dir, run_info(config, model_source), config.keep_checkpoints, config.save_steps)
     trainer = build_trainer(config, args, model, tokenizer, data, [saver, *callbacks])
     if data.heldout and resume_from is None:
         trainer.evaluate()
     train_output = trainer.train(resume_from_checkpoint=resume_from)
+    test_metrics = test_evaluation(trainer, data, config) if data.test else {}
     result = PretrainResult(
         output_dir=str(output),
         global_step=int(trainer.state.global_step),
@@ -570,11 +613,20 @@ def _run_pretraining(config: PretrainConfig, callbacks: Sequence[TrainerCallback
         train_sequences=len(data.train),
         heldout_sequences=len(data.heldout),
         resumed_from=resume_from,
+        test_metrics=test_metrics,
     )
     if args.should_save:
         summary = dict(result.to_dict(), config=asdict(config), corpus=data.stats.to_dict())
         (output / SUMMARY_NAME).write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return result
+
+
+def test_evaluation(trainer: "MaskedLMTrainer", data: PretrainData, config: PretrainConfig) -> Dict[str, float]:
+    """MLM loss and perplexity of the final model on the ``--split`` test documents (PaddleNLP's last evaluation)."""
+    collator = trainer.data_collator
+    rows = ListDataset(masked_heldout_rows(data.test, collator, config.seed + 2))
+    metrics = trainer.evaluate(eval_dataset=rows, metric_key_prefix="test")
+    return {k: float(v) for k, v in metrics.items() if k in ("test_loss", "test_perplexity")}
 
 
 def initial_model(config: PretrainConfig, corpus: Corpus, args: TrainingArguments) -> str:
@@ -619,7 +671,7 @@ def run_info(config: PretrainConfig, model_source: str) -> Dict[str, Any]:
     return {
         "base_model": model_source,
         "from_scratch": config.from_scratch,
-        "max_seq_len": config.max_seq_len,
+        "max_seq_length": config.max_seq_length,
         "mask_ratio": config.mask_ratio,
         "whole_word_masking": bool(config.wwm_words),
         "corpus": list(config.corpus),
