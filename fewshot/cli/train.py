@@ -40,9 +40,10 @@ from .options import add_dataclass_options, dataclass_values
 TRAINING_OPTIONS = (
     "max_steps", "num_train_epochs", "per_device_train_batch_size", "learning_rate", "ppt_learning_rate",
     "freeze_plm", "use_rdrop", "alpha_rdrop", "use_rgl", "alpha_rgl", "logging_steps", "seed",
+    "eval_steps", "early_stopping_patience", "early_stopping_threshold", "metric_for_best_model",
 )
 FLAGS = {"num_train_epochs": "--epochs", "per_device_train_batch_size": "--batch-size", "use_rdrop": "--rdrop",
-         "use_rgl": "--rgl"}
+         "use_rgl": "--rgl", "early_stopping_patience": ("--early-stopping-patience", "--early_stop_nums")}
 DISTILLATION_FLAGS = {"patterns": "--pattern"}
 
 
