@@ -2,7 +2,10 @@
 
     python data/hierarchical/make_data.py
 
-Writes ``train.txt``, ``dev.txt`` and ``test.txt`` (``text<TAB>path``) next to this script. Every
+Writes ``train.txt``, ``dev.txt`` and ``test.txt`` (``text<TAB>path``) next to this script, and the
+same rows as ``train.jsonl``, ``dev.jsonl`` and ``test.jsonl`` (``{"text", "label", "domain"}``): the
+data source a record was filed in (成本数据, 质量验收, 进度计划), mostly the one of its top level
+(acceptance records, 进度##节点##验收, in 质量验收), and for ``CROSS_FILED`` of the rows another one. Every
 node below has sentence templates; slots (``{loc}``, ``{comp}``, ...) are filled from ``SLOTS``
 with a fixed seed, so the files are reproducible. Leaf nodes (level 3) get ``LEAF_COUNTS`` rows
 per split; level-2 nodes get ``GENERAL_COUNTS`` rows of general records that belong to no leaf
@@ -11,6 +14,7 @@ per split; level-2 nodes get ``GENERAL_COUNTS`` rows of general records that bel
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from pathlib import Path
@@ -21,6 +25,10 @@ SEED = 20240521
 SPLITS = ("train", "dev", "test")
 LEAF_COUNTS = (12, 5, 8)
 GENERAL_COUNTS = (4, 2, 3)
+DOMAINS = ("成本数据", "质量验收", "进度计划")
+HOME_DOMAIN = {"成本": "成本数据", "质量": "质量验收", "进度": "进度计划", "进度##节点##验收": "质量验收"}
+"""The data source a record of a node is filed in: the longest listed prefix of its path decides."""
+CROSS_FILED = 0.2
 
 SLOTS: Dict[str, Tuple[str, ...]] = {
     "loc": ("一号楼", "二号楼", "三号楼", "五号楼", "地下室", "裙楼", "主楼", "东区", "西区", "北区"),
@@ -214,11 +222,35 @@ def make_splits(seed: int = SEED) -> Dict[str, List[Tuple[str, str]]]:
     return splits
 
 
+def home_domain(path: str) -> str:
+    """The domain of ``HOME_DOMAIN``'s longest key that is ``path`` or one of its ancestors."""
+    keys = [k for k in HOME_DOMAIN if path == k or path.startswith(k + "##")]
+    return HOME_DOMAIN[max(keys, key=len)]
+
+
+def assign_domains(splits: Dict[str, List[Tuple[str, str]]], seed: int = SEED) -> Dict[str, List[Tuple[str, str, str]]]:
+    """``(text, path, domain)`` rows: the home domain, or with probability ``CROSS_FILED`` another one
+    (drawn from its own generator, so the ``.txt`` files do not depend on it)."""
+    rng = random.Random(seed + 1)
+    out: Dict[str, List[Tuple[str, str, str]]] = {}
+    for name, rows in splits.items():
+        out[name] = []
+        for text, path in rows:
+            domain = home_domain(path)
+            if rng.random() < CROSS_FILED:
+                domain = rng.choice([d for d in DOMAINS if d != domain])
+            out[name].append((text, path, domain))
+    return out
+
+
 def write_splits(splits: Dict[str, List[Tuple[str, str]]], directory: Path = HERE) -> None:
-    """Write ``<split>.txt`` files of ``text<TAB>path`` lines."""
+    """Write ``<split>.txt`` files of ``text<TAB>path`` lines and ``<split>.jsonl`` files with the domain."""
     for name, rows in splits.items():
         content = "".join(f"{text}\t{path}\n" for text, path in rows)
         (directory / f"{name}.txt").write_text(content, encoding="utf-8")
+    for name, rows in assign_domains(splits).items():
+        lines = (json.dumps({"text": t, "label": p, "domain": d}, ensure_ascii=False) + "\n" for t, p, d in rows)
+        (directory / f"{name}.jsonl").write_text("".join(lines), encoding="utf-8")
 
 
 def main() -> None:

@@ -47,16 +47,21 @@ FLAGS = {"num_train_epochs": "--epochs", "per_device_train_batch_size": "--batch
 DISTILLATION_FLAGS = {"patterns": "--pattern"}
 
 
-def add_classifier_options(p: argparse.ArgumentParser, required: bool = True) -> None:
-    """``--labels``, ``--model``, the template, verbalizer, method and task options of a new classifier."""
+def add_classifier_options(p: argparse.ArgumentParser, required: bool = True, several: bool = False) -> None:
+    """``--labels``, ``--model``, the template, verbalizer, method and task options of a new classifier;
+    ``several`` (fewshot-compare): ``--model``/``--checkpoints`` and ``--method`` take one value or more."""
     p.add_argument("--labels", required=required, help="label file: one label per line or label==word lines")
-    p.add_argument("--model", required=required, help="PaddleNLP model name (ernie-3.0-base-zh) or local directory")
+    if several:
+        p.add_argument("--checkpoints", "--model", dest="model", nargs="+", required=required,
+                       help="models to compare: names or directories, optionally NAME=PATH (base@320=out/model_320)")
+    else:
+        p.add_argument("--model", required=required, help="PaddleNLP model name (ernie-3.0-base-zh) or local directory")
     p.add_argument("--template", default=DEFAULT_TEMPLATE, help=f"prompt template (default {DEFAULT_TEMPLATE})")
     p.add_argument("--soft-encoder", choices=ENCODERS, default=None,
                    help="encoder for the template's soft tokens that name none")
     p.add_argument("--verbalizer", choices=list(VERBALIZERS), default="manual")
-    p.add_argument("--method", choices=METHODS, default=METHODS[0],
-                   help="prompt: train the template + verbalizer; finetune: [CLS] head baseline on the same PLM; "
+    p.add_argument("--method", choices=METHODS, default=[METHODS[0]] if several else METHODS[0],
+                   nargs="+" if several else None, help="prompt: train the template + verbalizer; finetune: [CLS] head baseline on the same PLM; "
                         "zeroshot: manual verbalizer, no training")
     p.add_argument("--calibrate", action="store_true",
                    help="zeroshot only: subtract the label prior estimated from the training texts")
