@@ -171,3 +171,7 @@ def test_domain_files_are_what_make_data_writes():
         lines = (DATA / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
         assert [tuple(json.loads(line).values()) for line in lines] == rows, f"{split}.jsonl is stale"
         assert {domain for _, _, domain in rows} == set(DOMAINS)
+    corpus = [json.loads(line)["text"] for line in (DATA / "corpus" / "site_logs.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert corpus == module.make_corpus(module.make_splits())
+    records = {record for doc in corpus for record in doc.rstrip("。").split("。")}
+    assert not records & {e.text_a for split in ("train", "dev", "test") for e in read_split(split)}

@@ -5,7 +5,10 @@
 Writes ``train.txt``, ``dev.txt`` and ``test.txt`` (``text<TAB>path``) next to this script, and the
 same rows as ``train.jsonl``, ``dev.jsonl`` and ``test.jsonl`` (``{"text", "label", "domain"}``): the
 data source a record was filed in (成本数据, 质量验收, 进度计划), mostly the one of its top level
-(acceptance records, 进度##节点##验收, in 质量验收), and for ``CROSS_FILED`` of the rows another one. Every
+(acceptance records, 进度##节点##验收, in 质量验收), and for ``CROSS_FILED`` of the rows another one.
+``corpus/site_logs.jsonl`` is unlabelled domain text for ``fewshot-pretrain``, in the format PaddleNLP's
+pretraining data preparation starts from (``{"text": ...}`` per document): ``CORPUS_DOCUMENTS`` site
+logs of 3–6 records each, drawn from the same templates but sharing no text with the splits. Every
 node below has sentence templates; slots (``{loc}``, ``{comp}``, ...) are filled from ``SLOTS``
 with a fixed seed, so the files are reproducible. Leaf nodes (level 3) get ``LEAF_COUNTS`` rows
 per split; level-2 nodes get ``GENERAL_COUNTS`` rows of general records that belong to no leaf
@@ -29,6 +32,7 @@ DOMAINS = ("成本数据", "质量验收", "进度计划")
 HOME_DOMAIN = {"成本": "成本数据", "质量": "质量验收", "进度": "进度计划", "进度##节点##验收": "质量验收"}
 """The data source a record of a node is filed in: the longest listed prefix of its path decides."""
 CROSS_FILED = 0.2
+CORPUS_DOCUMENTS = 600
 
 SLOTS: Dict[str, Tuple[str, ...]] = {
     "loc": ("一号楼", "二号楼", "三号楼", "五号楼", "地下室", "裙楼", "主楼", "东区", "西区", "北区"),
@@ -243,6 +247,24 @@ def assign_domains(splits: Dict[str, List[Tuple[str, str]]], seed: int = SEED) -
     return out
 
 
+def make_corpus(splits: Dict[str, List[Tuple[str, str]]], count: int = CORPUS_DOCUMENTS,
+                seed: int = SEED) -> List[str]:
+    """``count`` site-log documents (records joined by 。), no record equal to a text of ``splits``."""
+    rng = random.Random(seed + 2)
+    taken = {text for rows in splits.values() for text, _ in rows}
+    paths = list(TEMPLATES)
+    documents = []
+    for _ in range(count):
+        records: List[str] = []
+        size = rng.randint(3, 6)
+        while len(records) < size:
+            text = fill(rng.choice(TEMPLATES[rng.choice(paths)]), rng)
+            if text not in taken:
+                records.append(text)
+        documents.append("。".join(records) + "。")
+    return documents
+
+
 def write_splits(splits: Dict[str, List[Tuple[str, str]]], directory: Path = HERE) -> None:
     """Write ``<split>.txt`` files of ``text<TAB>path`` lines and ``<split>.jsonl`` files with the domain."""
     for name, rows in splits.items():
@@ -251,6 +273,9 @@ def write_splits(splits: Dict[str, List[Tuple[str, str]]], directory: Path = HER
     for name, rows in assign_domains(splits).items():
         lines = (json.dumps({"text": t, "label": p, "domain": d}, ensure_ascii=False) + "\n" for t, p, d in rows)
         (directory / f"{name}.jsonl").write_text("".join(lines), encoding="utf-8")
+    (directory / "corpus").mkdir(exist_ok=True)
+    documents = "".join(json.dumps({"text": doc}, ensure_ascii=False) + "\n" for doc in make_corpus(splits))
+    (directory / "corpus" / "site_logs.jsonl").write_text(documents, encoding="utf-8")
 
 
 def main() -> None:
