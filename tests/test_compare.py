@@ -175,3 +175,25 @@ def test_domain_files_are_what_make_data_writes():
     assert corpus == module.make_corpus(module.make_splits())
     records = {record for doc in corpus for record in doc.rstrip("。").split("。")}
     assert not records & {e.text_a for split in ("train", "dev", "test") for e in read_split(split)}
+
+
+def test_cli_multi_label_table_shows_exact_match_and_micro_f1_as_evaluate_gives_them(
+    tiny_model_dir, separable_task, tmp_path, capsys
+):
+    train, test, words = separable_task
+    for name, rows in (("train.txt", train), ("test.txt", test)):
+        (tmp_path / name).write_text("".join(f"{e.text_a}\t{e.label}\n" for e in rows), encoding="utf-8")
+    (tmp_path / "label.txt").write_text("".join(f"{k}=={w[0]}\n" for k, w in words.items()), encoding="utf-8")
+    template = "{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}"
+    argv = ["--checkpoints", tiny_model_dir, "--multi-label", "--train", str(tmp_path / "train.txt"),
+            "--test", str(tmp_path / "test.txt"), "--labels", str(tmp_path / "label.txt"), "--template", template,
+            "--max-steps", "4", "--max-seq-length", "32", "--seeds", "3", "--output", str(tmp_path / "c.json")]
+    assert main(argv) == 0
+    table1, table2 = capsys.readouterr().out.strip().split("\n\n")
+    assert table1.splitlines()[0] == "| checkpoint | method | step | MLM ppl | all exact | all micro-F1 |"
+    assert table2.splitlines()[0] == "| domain | n | checkpoint | method | exact | macro-F1 |"
+    clf = PromptClassifier(tiny_model_dir, labels=str(tmp_path / "label.txt"), multi_label=True, template=template,
+                           max_seq_length=32, seed=3)
+    clf.fit(train, seed=3, max_steps=4)
+    saved = json.loads((tmp_path / "c.json").read_text(encoding="utf-8"))
+    assert saved["results"][0]["runs"][0]["metrics"][ALL] == pytest.approx(clf.evaluate(test))
