@@ -25,7 +25,9 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 import numpy as np
 from paddlenlp.transformers import AutoTokenizer, BasicTokenizer
 
+from ..atomic import atomic_file
 from ..data.lines import PathLike, is_json_lines, iter_lines
+from ..documents import json_text
 from ..errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -549,7 +551,8 @@ def load_tokenizer(name_or_dir: str) -> Any:
 def write_stats(stats: CorpusStats, path: PathLike) -> None:
     """Write the statistics as JSON (UTF-8, indented)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(stats.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    with atomic_file(path, "the corpus statistics") as tmp:
+        tmp.write_text(json_text(stats.to_dict()), encoding="utf-8")
 
 
 def measure_corpus(

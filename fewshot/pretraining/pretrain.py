@@ -42,7 +42,8 @@ from paddle.io import Dataset, DistributedBatchSampler
 from paddlenlp.trainer import Trainer, TrainerCallback, TrainingArguments
 from paddlenlp.trainer.trainer_utils import get_last_checkpoint
 
-from ..atomic import atomic_directory
+from ..atomic import atomic_directory, atomic_file
+from ..documents import json_text
 from ..errors import FewshotError
 from ..prompt.partial_encoder import last_layer_only_at
 from ..prompt.pretrained import load_pretrained
@@ -386,7 +387,7 @@ def save_model_dir(directory: Path, model: paddle.nn.Layer, tokenizer: Any, info
         model.save_pretrained(str(tmp), safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
-        (tmp / INFO_NAME).write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        (tmp / INFO_NAME).write_text(json_text(info), encoding="utf-8")
     return directory
 
 
@@ -443,7 +444,7 @@ def build_scratch_model(config: PretrainConfig, corpus: Corpus, directory: Path)
         ErnieTokenizer(str(vocab_file)).save_pretrained(str(tmp))
         model.save_pretrained(str(tmp), safe_serialization=True)
         info = {"step": 0, "base_model": None, "from_scratch": True, "vocab_size": len(vocab)}
-        (tmp / INFO_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        (tmp / INFO_NAME).write_text(json_text(info), encoding="utf-8")
     logger.info("wrote the initial model (vocabulary of %d tokens) to %s", len(vocab), directory)
 
 
@@ -617,7 +618,8 @@ def _run_pretraining(config: PretrainConfig, callbacks: Sequence[TrainerCallback
     )
     if args.should_save:
         summary = dict(result.to_dict(), config=asdict(config), corpus=data.stats.to_dict())
-        (output / SUMMARY_NAME).write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        with atomic_file(output / SUMMARY_NAME, "the run summary") as tmp:
+            tmp.write_text(json_text(summary), encoding="utf-8")
     return result
 
 
