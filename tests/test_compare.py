@@ -187,7 +187,7 @@ def test_cli_multi_label_table_shows_exact_match_and_micro_f1_as_evaluate_gives_
     template = "{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}"
     argv = ["--checkpoints", tiny_model_dir, "--multi-label", "--train", str(tmp_path / "train.txt"),
             "--test", str(tmp_path / "test.txt"), "--labels", str(tmp_path / "label.txt"), "--template", template,
-            "--max-steps", "4", "--max-seq-length", "32", "--seeds", "3", "--output", str(tmp_path / "c.json")]
+            "--max-steps", "4", "--max-seq-length", "32", "--seed", "3", "--output", str(tmp_path / "c.json")]
     assert main(argv) == 0
     table1, table2 = capsys.readouterr().out.strip().split("\n\n")
     assert table1.splitlines()[0] == "| checkpoint | method | step | MLM ppl | all exact | all micro-F1 |"
@@ -196,4 +196,5 @@ def test_cli_multi_label_table_shows_exact_match_and_micro_f1_as_evaluate_gives_
                            max_seq_length=32, seed=3)
     clf.fit(train, seed=3, max_steps=4)
     saved = json.loads((tmp_path / "c.json").read_text(encoding="utf-8"))
+    assert [run["seed"] for run in saved["results"][0]["runs"]] == [3]  # --seed alone: one run with it
     assert saved["results"][0]["runs"][0]["metrics"][ALL] == pytest.approx(clf.evaluate(test))

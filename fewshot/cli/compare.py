@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", required=True, help="labelled test data, same formats")
     p.add_argument("--dev", default=None, help="dev data for early stopping (--early-stopping-patience)")
     p.add_argument("--group-field", default=None, help="JSON key of the test rows' group (domain), e.g. domain")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one training run per seed; cells are mean ± std")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="one training run per seed; cells are mean ± std (default: one run with --seed)")
     p.add_argument("--eval-batch-size", type=int_option(low=1), default=DEFAULT_BATCH_SIZE,
                    help=f"texts per inference batch when scoring (default {DEFAULT_BATCH_SIZE})")
     p.add_argument("--output", default=None, help="write every run's metrics and the summary to this JSON file")
@@ -96,7 +97,8 @@ def _compare(args: argparse.Namespace) -> int:
         return classifier_from_args(options, label_words, copy.deepcopy(task))
 
     fit_args = {k: v for k, v in fit_options(args).items() if k != "seed"}
-    results = compare_candidates(candidates, make_classifier, train, test, groups=groups, seeds=args.seeds,
+    seeds = args.seeds or [args.seed]
+    results = compare_candidates(candidates, make_classifier, train, test, groups=groups, seeds=seeds,
                                  fit_args=fit_args, dev=dev, eval_batch_size=args.eval_batch_size)
     tables = markdown_tables(results, sizes)
     print(tables)
