@@ -14,15 +14,10 @@ import pytest
 from paddlenlp.trainer import TrainerCallback
 
 from fewshot.classifier import PromptClassifier
-from fewshot.pretraining.pretrain import (
-    MaskedLMCollator,
-    PackedDataset,
-    PretrainConfig,
-    PretrainError,
-    masked_lm_loss,
-    replacement_ids,
-    run_pretraining,
-)
+from fewshot.pretraining.config import PretrainConfig, PretrainError
+from fewshot.pretraining.data import MaskedLMCollator, PackedDataset, replacement_ids
+from fewshot.pretraining.pretrain import run_pretraining
+from fewshot.pretraining.trainer import masked_lm_loss
 from fewshot.cli.pretrain import BINARY_HEAD_NOTE, main
 from fewshot.pretraining.corpus import read_corpus
 from fewshot.pretraining.split import SplitError, parse_split, split_documents

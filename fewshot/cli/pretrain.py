@@ -9,7 +9,7 @@ command runs unchanged (also under ``python -m paddle.distributed.launch``)::
         --split 198,1,1 --binary_head True --max_seq_len 256 --micro_batch_size 128 --max_steps 2400 \
         --checkpoint_steps 240 --save_steps 320 --logging_freq 160 --eval_freq 160
 
-Options and defaults are generated from ``fewshot.pretraining.pretrain.PretrainConfig``.
+Options and defaults are generated from ``fewshot.pretraining.config.PretrainConfig``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..pretraining.corpus import measure_corpus
-from ..pretraining.pretrain import STATS_NAME, PretrainConfig, PretrainError, run_pretraining
+from ..pretraining.config import STATS_NAME, PretrainConfig, PretrainError
+from ..pretraining.pretrain import run_pretraining
 from ..training.distributed import end_process
 from ..training.progress import LossLines, quiet_paddlenlp
 from .common import run, show_fewshot_logs

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Tuple
 
-from ..pretraining.pretrain import model_step, read_pretrain_info
+from ..pretraining.models import model_step, read_pretrain_info
 
 
 def parse_checkpoint(spec: str) -> Tuple[str, str]:
