@@ -47,7 +47,7 @@ def test_hierarchical_comparison_of_two_checkpoints_and_two_methods_reports_eval
             "--dev", str(DATA / "dev.jsonl"), "--test", str(DATA / "test.jsonl"), "--group-field", "domain",
             "--fields", "text_a=text,label=label", "--template", TEMPLATE, "--max-seq-length", "48",
             "--max-steps", "6", "--batch-size", "8", "--learning-rate", "5e-3", "--early_stop_nums", "2",
-            "--eval-steps", "3", "--seeds", "1", "--output", str(tmp_path / "compare.json"),
+            "--eval-steps", "3", "--seeds", "1", "--level-names", "专业", "分部", "--output", str(tmp_path / "compare.json"),
             "--markdown", str(tmp_path / "compare.md")]
     assert main(argv) == 0
     printed = capsys.readouterr().out
@@ -82,7 +82,8 @@ def test_hierarchical_comparison_of_two_checkpoints_and_two_methods_reports_eval
         "| checkpoint | method | step | MLM ppl | " + " | ".join(f"{g} exact | {g} tolerant" for g in DOMAINS + [ALL])
         + " |")
     assert table1.splitlines()[4].startswith("| base@320 | prompt | 320 | 12.50 | ")
-    assert table2.splitlines()[0] == "| domain | n | checkpoint | method | level 1 | level 2 | level 3 | exact |"
+    # --level-names titles the levels it names; a level beyond them keeps its number
+    assert table2.splitlines()[0] == "| domain | n | checkpoint | method | 专业 | 分部 | level 3 | exact |"
     assert f"| {ALL} | {len(test)} | base | finetune | " in table2
     assert len(table2.splitlines()) == 2 + 4 * 4
     assert (tmp_path / "compare.md").read_text(encoding="utf-8").strip() == printed.strip()

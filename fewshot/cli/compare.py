@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group-field", default=None, help="JSON key of the test rows' group (domain), e.g. domain")
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="one training run per seed; cells are mean ± std (default: one run with --seed)")
+    p.add_argument("--level-names", nargs="+", default=[], metavar="NAME",
+                   help="--hierarchical: titles of the per-level columns, top level first (e.g. 专业 分部 分项)")
     p.add_argument("--eval-batch-size", type=int_option(low=1), default=DEFAULT_BATCH_SIZE,
                    help=f"texts per inference batch when scoring (default {DEFAULT_BATCH_SIZE})")
     p.add_argument("--output", default=None, help="write every run's metrics and the summary to this JSON file")
@@ -100,7 +102,7 @@ def _compare(args: argparse.Namespace) -> int:
     seeds = args.seeds or [args.seed]
     results = compare_candidates(candidates, make_classifier, train, test, groups=groups, seeds=seeds,
                                  fit_args=fit_args, dev=dev, eval_batch_size=args.eval_batch_size)
-    tables = markdown_tables(results, sizes)
+    tables = markdown_tables(results, sizes, args.level_names)
     print(tables)
     if args.markdown:
         _write(args.markdown, tables + "\n")

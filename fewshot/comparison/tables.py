@@ -39,11 +39,15 @@ def headline_columns(results: Sequence[CandidateResult]) -> List[Tuple[str, str]
     return [(key, title) for key, title in HEADLINE_METRICS if key in present]
 
 
-def detail_columns(results: Sequence[CandidateResult], groups: Sequence[str]) -> List[Tuple[str, str]]:
-    """``[(metric key, title)]`` of table 2: ``level 1`` … ``level k`` accuracies, then exact match or accuracy."""
+def detail_columns(results: Sequence[CandidateResult], groups: Sequence[str],
+                   level_names: Sequence[str] = ()) -> List[Tuple[str, str]]:
+    """``[(metric key, title)]`` of table 2: ``level 1`` … ``level k`` accuracies (or ``level_names``:
+    ``专业``, ``分部``, ``分项``), then exact match or accuracy."""
     present = _keys_present(results, groups)
     levels = sorted((int(m.group(1)), key) for key in present if (m := _LEVEL.match(key)))
-    return [(key, f"level {k}") for k, key in levels] + [(key, title) for key, title in DETAIL_METRICS if key in present]
+    titles = [level_names[k - 1] if k <= len(level_names) else f"level {k}" for k, _ in levels]
+    return [(key, title) for (_, key), title in zip(levels, titles)] + [
+        (key, title) for key, title in DETAIL_METRICS if key in present]
 
 
 def _cell(mean: Optional[float], std: Optional[float], show_std: bool, best: bool) -> str:
@@ -84,9 +88,10 @@ def summary_table(results: Sequence[CandidateResult], groups: Sequence[str]) -> 
     return "\n".join(lines)
 
 
-def level_table(results: Sequence[CandidateResult], groups: Sequence[str], sizes: Mapping[str, int]) -> str:
+def level_table(results: Sequence[CandidateResult], groups: Sequence[str], sizes: Mapping[str, int],
+                level_names: Sequence[str] = ()) -> str:
     """Table 2: per group × checkpoint × method, the test rows, per-level accuracies and exact match."""
-    columns = detail_columns(results, groups)
+    columns = detail_columns(results, groups, level_names)
     show_std = any(len(r.runs) > 1 for r in results)
     lines = [
         "| domain | n | checkpoint | method | " + " | ".join(title for _, title in columns) + " |",
@@ -101,10 +106,11 @@ def level_table(results: Sequence[CandidateResult], groups: Sequence[str], sizes
     return "\n".join(lines)
 
 
-def markdown_tables(results: Sequence[CandidateResult], sizes: Mapping[str, int]) -> str:
-    """Both tables, separated by a blank line (``sizes``: test rows per group, ``all`` last)."""
+def markdown_tables(results: Sequence[CandidateResult], sizes: Mapping[str, int], level_names: Sequence[str] = ()) -> str:
+    """Both tables, separated by a blank line (``sizes``: test rows per group, ``all`` last; ``level_names``
+    title table 2's per-level columns)."""
     groups = list(sizes)
-    return summary_table(results, groups) + "\n\n" + level_table(results, groups, sizes)
+    return summary_table(results, groups) + "\n\n" + level_table(results, groups, sizes, level_names)
 
 
 def summary(result: CandidateResult, groups: Sequence[str]) -> Dict[str, Dict[str, Dict[str, float]]]:
