@@ -199,3 +199,29 @@ def test_cli_multi_label_table_shows_exact_match_and_micro_f1_as_evaluate_gives_
     saved = json.loads((tmp_path / "c.json").read_text(encoding="utf-8"))
     assert [run["seed"] for run in saved["results"][0]["runs"]] == [3]  # --seed alone: one run with it
     assert saved["results"][0]["runs"][0]["metrics"][ALL] == pytest.approx(clf.evaluate(test))
+
+
+@pytest.mark.shared
+def test_the_workflow_on_the_shared_model_pretrains_with_paddlenlp_flags_then_compares_per_domain(tmp_path, capsys):
+    model = Path(__file__).resolve().parents[2] / "shared" / "models" / "zh-ernie-tiny"
+    if not (model / "config.json").is_file():
+        pytest.skip("../shared/models/zh-ernie-tiny is not present")
+    from fewshot.cli.pretrain import main as pretrain_main
+
+    assert pretrain_main(["--model_name_or_path", str(model), "--input_dir", str(DATA / "corpus"), "--output_dir",
+                          str(tmp_path / "pre"), "--split", "18,1,1", "--binary_head", "True", "--max_seq_len", "32",
+                          "--micro_batch_size", "8", "--max_steps", "2", "--checkpoint_steps", "2", "--save_steps", "2",
+                          "--logging_freq", "1", "--eval_freq", "2", "--disable-tqdm"]) == 0
+    capsys.readouterr()
+    argv = ["--checkpoints", f"base={model}", f"base@2={tmp_path / 'pre' / 'model_2'}", "--method", "prompt", "finetune",
+            "--hierarchical", "--labels", str(DATA / "label.txt"), "--train", str(DATA / "train.jsonl"),
+            "--test", str(DATA / "test.jsonl"), "--group-field", "domain", "--fields", "text_a=text,label=label",
+            "--template", TEMPLATE, "--max-seq-length", "48", "--max-steps", "2", "--batch-size", "8",
+            "--eval-batch-size", "64", "--output", str(tmp_path / "c.json")]
+    assert main(argv) == 0
+    table1, table2 = capsys.readouterr().out.strip().split("\n\n")
+    assert [line.split(" | ")[:3] for line in table1.splitlines()[2:]] == [
+        ["| base", "prompt", "–"], ["| base", "finetune", "–"], ["| base@2", "prompt", "2"], ["| base@2", "finetune", "2"]]
+    assert len(table2.splitlines()) == 2 + 4 * 4
+    saved = json.loads((tmp_path / "c.json").read_text(encoding="utf-8"))
+    assert all(set(run["metrics"]) == {*DOMAINS, ALL} for r in saved["results"] for run in r["runs"])
