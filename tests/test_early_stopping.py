@@ -64,6 +64,8 @@ def test_early_stopping_needs_dev_data_and_a_known_metric(tiny_model_dir, separa
     clf = classifier(tiny_model_dir, words)
     with pytest.raises(FewshotError, match="early_stopping_patience needs eval_data"):
         clf.fit(train, max_steps=4, early_stopping_patience=1)
+    with pytest.raises(FewshotError, match="early_stopping_patience must be ≥ 0, got -1"):
+        clf.fit(train, eval_data=dev, max_steps=4, early_stopping_patience=-1)
     with pytest.raises(FewshotError, match="metric 'eval_f1' is not among the evaluation metrics .*eval_accuracy"):
         clf.fit(train, eval_data=dev, max_steps=4, eval_steps=2, early_stopping_patience=1, metric_for_best_model="f1")
 

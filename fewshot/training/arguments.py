@@ -15,6 +15,8 @@ from typing import List, Optional
 
 from paddlenlp.trainer import TrainingArguments
 
+from ..numbers import check_number
+
 
 @dataclass
 class PromptTrainingArguments(TrainingArguments):
@@ -55,6 +57,8 @@ class PromptTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
+        check_number("early_stopping_patience", self.early_stopping_patience, low=0)
+        check_number("early_stopping_threshold", self.early_stopping_threshold, low=0)
         if self.early_stopping_patience and str(self.evaluation_strategy) in ("no", "IntervalStrategy.NO"):
             self.evaluation_strategy = "steps" if self.eval_steps else "epoch"
         if self.label_names is None:
