@@ -61,7 +61,8 @@ def add_classifier_options(p: argparse.ArgumentParser, required: bool = True, se
                    help="encoder for the template's soft tokens that name none")
     p.add_argument("--verbalizer", choices=list(VERBALIZERS), default="manual")
     p.add_argument("--method", choices=METHODS, default=[METHODS[0]] if several else METHODS[0],
-                   nargs="+" if several else None, help="prompt: train the template + verbalizer; finetune: [CLS] head baseline on the same PLM; "
+                   nargs="+" if several else None,
+                   help="prompt: train the template + verbalizer; finetune: [CLS] head baseline on the same PLM; "
                         "zeroshot: manual verbalizer, no training")
     p.add_argument("--calibrate", action="store_true",
                    help="zeroshot only: subtract the label prior estimated from the training texts")
