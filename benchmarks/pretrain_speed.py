@@ -4,7 +4,7 @@ Both loops train the same model on the same batches (our corpus pipeline: senten
 into ``--max-seq-len`` sequences, 15% whole-character masking) with the same AdamW; one step
 is forward, backward and optimizer update. They differ in the loss:
 
-- ours: ``fewshot.pretraining.pretrain.masked_lm_loss`` passes ``masked_positions``, so the LM head
+- ours: ``fewshot.pretraining.trainer.masked_lm_loss`` passes ``masked_positions``, so the LM head
   (dense + layer norm + the ``[hidden, vocab]`` projection) and the softmax run only at the
   ~15% masked positions, and so does the last encoder layer apart from its keys and values
   (``fewshot.prompt.partial_encoder.last_layer_only_at``);
@@ -88,7 +88,7 @@ def make_batches(texts: Sequence[str], tokenizer, count: int, batch_size: int, m
     import numpy as np
 
     from fewshot.pretraining.corpus import pack_sequences, tokenize_sentence
-    from fewshot.pretraining.pretrain import MaskedLMCollator, PackedDataset, replacement_ids
+    from fewshot.pretraining.data import MaskedLMCollator, PackedDataset, replacement_ids
 
     docs = [[tokenize_sentence(text, tokenizer)] for text in texts]
     sequences = pack_sequences(docs, max_seq_len, tokenizer.cls_token_id, tokenizer.sep_token_id)
@@ -112,7 +112,7 @@ def make_batches(texts: Sequence[str], tokenizer, count: int, batch_size: int, m
 def ours_step(model, batch) -> "object":
     import paddle
 
-    from fewshot.pretraining.pretrain import masked_lm_loss
+    from fewshot.pretraining.trainer import masked_lm_loss
 
     loss, _ = masked_lm_loss(
         model,

@@ -50,6 +50,7 @@ from .training.arguments import PromptTrainingArguments
 from .training.cpu_math import fast_cpu_math
 from .training.datasets import ListDataset
 from .training.distributed import write_once
+from .training.early_stopping import early_stopping_for
 from .training.rng import preserved_random_state, seeded
 from .training.trainer import PromptTrainer, make_collator
 
@@ -406,6 +407,9 @@ class PromptClassifier:
             if soft:
                 train_rows += self._soft_items(soft_targets)
             eval_rows = self._labelled_items(eval_data) if eval_data else None
+            stopper = early_stopping_for(args)
+            if stopper is not None and not eval_rows:
+                raise FewshotError("fit: early_stopping_patience needs eval_data (the dev set it watches)")
             self._init_label_bias(train_rows, args.per_device_eval_batch_size)
             with preserved_random_state():
                 trainer = PromptTrainer(
@@ -413,7 +417,7 @@ class PromptClassifier:
                     train_dataset=ListDataset(train_rows),
                     eval_dataset=ListDataset(eval_rows) if eval_rows else None,
                     data_collator=make_collator(self.tokenizer.pad_token_id),
-                    callbacks=list(callbacks or []),
+                    callbacks=[*(callbacks or []), *([stopper] if stopper else [])],
                 )
                 result = trainer.train()
         finally:
@@ -422,6 +426,8 @@ class PromptClassifier:
         self.model.eval()
         metrics = dict(result.metrics)
         metrics["train_steps"] = int(result.global_step)
+        if stopper is not None:
+            metrics["early_stopping"] = stopper.summary()
         if tune_thresholds:
             self.tune_thresholds(eval_data)
         if eval_data:

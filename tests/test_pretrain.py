@@ -1,8 +1,12 @@
 """Masked-LM pretraining on a tiny model and a generated corpus (fewshot.pretraining.pretrain)."""
 
 import json
+import os
 import random
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import paddle
@@ -10,16 +14,13 @@ import pytest
 from paddlenlp.trainer import TrainerCallback
 
 from fewshot.classifier import PromptClassifier
-from fewshot.pretraining.pretrain import (
-    MaskedLMCollator,
-    PackedDataset,
-    PretrainConfig,
-    PretrainError,
-    masked_lm_loss,
-    replacement_ids,
-    run_pretraining,
-)
-from fewshot.cli.pretrain import main
+from fewshot.pretraining.config import PretrainConfig, PretrainError
+from fewshot.pretraining.data import MaskedLMCollator, PackedDataset, replacement_ids
+from fewshot.pretraining.pretrain import run_pretraining
+from fewshot.pretraining.trainer import masked_lm_loss
+from fewshot.cli.pretrain import BINARY_HEAD_NOTE, main
+from fewshot.pretraining.corpus import read_corpus
+from fewshot.pretraining.split import SplitError, parse_split, split_documents
 from fewshot.testing import build_tiny_model
 
 WORDS = ["球赛", "跑步", "股价", "上涨", "下雨", "刮风", "天气", "很好"]
@@ -54,7 +55,7 @@ def model_dir(tmp_path_factory):
 
 def config(corpus_dir, output, model, **overrides):
     values = dict(
-        corpus=[str(corpus_dir)], output_dir=str(output), model=model, max_seq_len=32, max_steps=20,
+        corpus=[str(corpus_dir)], output_dir=str(output), model=model, max_seq_length=32, max_steps=20,
         save_steps=10, batch_size=16, eval_batch_size=64, learning_rate=5e-3, warmup_ratio=0.0,
         logging_steps=1, disable_tqdm=True,
     )
@@ -190,8 +191,8 @@ def test_corpus_smaller_than_one_batch_is_a_clear_error(model_dir, tmp_path):
 def test_bad_options_are_rejected(corpus_dir, model_dir, tmp_path):
     with pytest.raises(PretrainError, match="exactly one of --model"):
         run_pretraining(config(corpus_dir, tmp_path / "o", None))
-    with pytest.raises(PretrainError, match="--max-seq-len 1000 exceeds the model's 128 positions"):
-        run_pretraining(config(corpus_dir, tmp_path / "o", model_dir, max_seq_len=1000))
+    with pytest.raises(PretrainError, match="--max-seq-length 1000 exceeds the model's 128 positions"):
+        run_pretraining(config(corpus_dir, tmp_path / "o", model_dir, max_seq_length=1000))
 
 
 def test_from_scratch_builds_a_vocabulary_and_model_0(corpus_dir, tmp_path):
@@ -225,3 +226,87 @@ def test_cli_trains_with_whole_word_masking_and_reports_errors(corpus_dir, model
     assert main(["--stats-only", str(corpus_dir), "--model", model_dir, "--output", str(tmp_path / "stats")]) == 0
     assert re.search(r"vocabulary coverage +100\.000%", capsys.readouterr().out)
     assert json.loads((tmp_path / "stats" / "corpus_stats.json").read_text(encoding="utf-8"))["documents"] == 300
+
+
+def paddlenlp_command(input_dir, output, model):
+    """The issue's PaddleNLP ``run_pretrain.py`` flags, with small numbers."""
+    return ["--model_name_or_path", model, "--tokenizer_name_or_path", model, "--input_dir", str(input_dir),
+            "--output_dir", str(output), "--split", "198,1,1", "--binary_head", "True", "--max_seq_len", "32",
+            "--micro_batch_size", "16", "--max_steps", "6", "--checkpoint_steps", "2", "--save_steps", "3",
+            "--logging_freq", "2", "--eval_freq", "3"]
+
+
+@pytest.fixture(scope="module")
+def paddlenlp_documents(tmp_path_factory):
+    """PaddleNLP's data-preparation input: JSON lines with a "text" key (trans_to_json.py's output)."""
+    root = tmp_path_factory.mktemp("paddlenlp-docs")
+    lines = make_corpus_lines(300, seed=1)
+    (root / "domain.jsonl").write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in lines),
+                                       encoding="utf-8")
+    return root
+
+
+def test_paddlenlp_pretraining_command_runs_unchanged(paddlenlp_documents, model_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(paddlenlp_command(paddlenlp_documents, out, model_dir) + ["--disable-tqdm"]) == 0
+    captured = capsys.readouterr()
+    assert BINARY_HEAD_NOTE in captured.err
+    printed = json.loads(captured.out)
+    assert printed["global_step"] == 6
+    # --save_steps 3: model_<step> every 3 steps and at the end; --checkpoint_steps 2: resumable checkpoints
+    # every 2 steps, the last one kept (PaddleNLP's model_last)
+    assert [Path(p).name for p in printed["saved_models"]] == ["model_3", "model_6"]
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-6"]
+    # --split 198,1,1 of 300 documents: 2 held out for evaluation (every --eval_freq 3 steps), 2 for the test
+    assert [e["step"] for e in printed["eval_history"]] == [0, 3, 6]
+    assert printed["test_metrics"]["test_perplexity"] == pytest.approx(np.exp(printed["test_metrics"]["test_loss"]))
+    info = json.loads((out / "model_3" / "pretrain_info.json").read_text(encoding="utf-8"))
+    assert info["step"] == 3 and info["eval_step"] == 3 and info["max_seq_length"] == 32
+    assert printed["eval_history"][1]["eval_perplexity"] == pytest.approx(info["eval_perplexity"])
+
+
+def test_two_cpu_processes_run_the_paddlenlp_command_under_distributed_launch(paddlenlp_documents, model_dir, tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "out"
+    (tmp_path / "entry.py").write_text("import sys\nfrom fewshot.cli.pretrain import main\nsys.exit(main())\n")
+    command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--host", "127.0.0.1",
+               "--log_dir", str(tmp_path / "logs"), "--", str(tmp_path / "entry.py"),
+               *paddlenlp_command(paddlenlp_documents, out, model_dir), "--micro_batch_size", "8", "--disable-tqdm"]
+    done = subprocess.run(command, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(root)},
+                          capture_output=True, text=True, timeout=300)
+    logs = "".join((tmp_path / "logs" / f"workerlog.{rank}").read_text(encoding="utf-8", errors="replace")[-2000:]
+                   for rank in (0, 1) if (tmp_path / "logs" / f"workerlog.{rank}").is_file())
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:] + logs
+    summary = json.loads((out / "pretrain_summary.json").read_text(encoding="utf-8"))
+    assert summary["global_step"] == 6 and summary["test_metrics"]["test_loss"] > 0
+    assert sorted(p.name for p in out.glob("model_*")) == ["model_3", "model_6"]
+    clf = PromptClassifier(str(out / "model_6"), labels=LABEL_WORDS, template=TEMPLATE, max_seq_length=32, seed=0)
+    assert clf.predict(["球赛跑步的人"])[0] in LABEL_WORDS
+
+
+def test_split_shares_are_contiguous_document_ranges_with_at_least_one_document_per_positive_share():
+    assert parse_split("949,50,1") == pytest.approx((0.949, 0.05, 0.001))
+    assert parse_split("9,1") == pytest.approx((0.9, 0.1, 0.0))
+    assert split_documents(list(range(300)), parse_split("198,1,1")) == (list(range(296)), [296, 297], [298, 299])
+    assert split_documents(list(range(10)), parse_split("1,0,0")) == (list(range(10)), [], [])
+    for bad in ("0,1,1", "a,b,c", "1,-1,0", "1,2,3,4", "nan,1,1"):
+        with pytest.raises(SplitError, match="--split"):
+            parse_split(bad)
+    with pytest.raises(SplitError, match="2 document\\(s\\) are too few"):
+        split_documents(["a", "b"], parse_split("1,1,1"))
+
+
+def test_paragraph_documents_and_paddlenlp_json_lines_are_read(tmp_path):
+    (tmp_path / "raw.txt").write_text("第一段。\n还是第一段。\n\n第二段。\n\n\n第三段。\n", encoding="utf-8")
+    (tmp_path / "docs.jsonl").write_text('{"text": "甲。乙。"}\n{"text": "丙。"}\n', encoding="utf-8")
+    corpus = read_corpus([tmp_path / "raw.txt"], doc_per="paragraph")
+    assert corpus.documents == [["第一段。", "还是第一段。"], ["第二段。"], ["第三段。"]]
+    assert read_corpus([tmp_path / "docs.jsonl"]).documents == [["甲。", "乙。"], ["丙。"]]
+
+
+def test_eval_steps_need_an_evaluation_share_and_binary_head_needs_a_boolean(corpus_dir, model_dir, tmp_path, capsys):
+    with pytest.raises(PretrainError, match="--eval-steps 5 needs an evaluation share in --split, got 9,0,1"):
+        run_pretraining(config(corpus_dir, tmp_path / "o", model_dir, eval_steps=5, split="9,0,1"))
+    with pytest.raises(SystemExit):
+        main([str(corpus_dir), "--model", model_dir, "--output", str(tmp_path / "o"), "--binary_head", "maybe"])
+    assert "expected True or False, got 'maybe'" in capsys.readouterr().err

@@ -2,7 +2,13 @@
 
     python data/hierarchical/make_data.py
 
-Writes ``train.txt``, ``dev.txt`` and ``test.txt`` (``text<TAB>path``) next to this script. Every
+Writes ``train.txt``, ``dev.txt`` and ``test.txt`` (``text<TAB>path``) next to this script, and the
+same rows as ``train.jsonl``, ``dev.jsonl`` and ``test.jsonl`` (``{"text", "label", "domain"}``): the
+data source a record was filed in (成本数据, 质量验收, 进度计划), mostly the one of its top level
+(acceptance records, 进度##节点##验收, in 质量验收), and for ``CROSS_FILED`` of the rows another one.
+``corpus/site_logs.jsonl`` is unlabelled domain text for ``fewshot-pretrain``, in the format PaddleNLP's
+pretraining data preparation starts from (``{"text": ...}`` per document): ``CORPUS_DOCUMENTS`` site
+logs of 3–6 records each, drawn from the same templates but sharing no text with the splits. Every
 node below has sentence templates; slots (``{loc}``, ``{comp}``, ...) are filled from ``SLOTS``
 with a fixed seed, so the files are reproducible. Leaf nodes (level 3) get ``LEAF_COUNTS`` rows
 per split; level-2 nodes get ``GENERAL_COUNTS`` rows of general records that belong to no leaf
@@ -11,6 +17,7 @@ per split; level-2 nodes get ``GENERAL_COUNTS`` rows of general records that bel
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from pathlib import Path
@@ -21,6 +28,11 @@ SEED = 20240521
 SPLITS = ("train", "dev", "test")
 LEAF_COUNTS = (12, 5, 8)
 GENERAL_COUNTS = (4, 2, 3)
+DOMAINS = ("成本数据", "质量验收", "进度计划")
+HOME_DOMAIN = {"成本": "成本数据", "质量": "质量验收", "进度": "进度计划", "进度##节点##验收": "质量验收"}
+"""The data source a record of a node is filed in: the longest listed prefix of its path decides."""
+CROSS_FILED = 0.2
+CORPUS_DOCUMENTS = 600
 
 SLOTS: Dict[str, Tuple[str, ...]] = {
     "loc": ("一号楼", "二号楼", "三号楼", "五号楼", "地下室", "裙楼", "主楼", "东区", "西区", "北区"),
@@ -214,11 +226,56 @@ def make_splits(seed: int = SEED) -> Dict[str, List[Tuple[str, str]]]:
     return splits
 
 
+def home_domain(path: str) -> str:
+    """The domain of ``HOME_DOMAIN``'s longest key that is ``path`` or one of its ancestors."""
+    keys = [k for k in HOME_DOMAIN if path == k or path.startswith(k + "##")]
+    return HOME_DOMAIN[max(keys, key=len)]
+
+
+def assign_domains(splits: Dict[str, List[Tuple[str, str]]], seed: int = SEED) -> Dict[str, List[Tuple[str, str, str]]]:
+    """``(text, path, domain)`` rows: the home domain, or with probability ``CROSS_FILED`` another one
+    (drawn from its own generator, so the ``.txt`` files do not depend on it)."""
+    rng = random.Random(seed + 1)
+    out: Dict[str, List[Tuple[str, str, str]]] = {}
+    for name, rows in splits.items():
+        out[name] = []
+        for text, path in rows:
+            domain = home_domain(path)
+            if rng.random() < CROSS_FILED:
+                domain = rng.choice([d for d in DOMAINS if d != domain])
+            out[name].append((text, path, domain))
+    return out
+
+
+def make_corpus(splits: Dict[str, List[Tuple[str, str]]], count: int = CORPUS_DOCUMENTS,
+                seed: int = SEED) -> List[str]:
+    """``count`` site-log documents (records joined by 。), no record equal to a text of ``splits``."""
+    rng = random.Random(seed + 2)
+    taken = {text for rows in splits.values() for text, _ in rows}
+    paths = list(TEMPLATES)
+    documents = []
+    for _ in range(count):
+        records: List[str] = []
+        size = rng.randint(3, 6)
+        while len(records) < size:
+            text = fill(rng.choice(TEMPLATES[rng.choice(paths)]), rng)
+            if text not in taken:
+                records.append(text)
+        documents.append("。".join(records) + "。")
+    return documents
+
+
 def write_splits(splits: Dict[str, List[Tuple[str, str]]], directory: Path = HERE) -> None:
-    """Write ``<split>.txt`` files of ``text<TAB>path`` lines."""
+    """Write ``<split>.txt`` files of ``text<TAB>path`` lines and ``<split>.jsonl`` files with the domain."""
     for name, rows in splits.items():
         content = "".join(f"{text}\t{path}\n" for text, path in rows)
         (directory / f"{name}.txt").write_text(content, encoding="utf-8")
+    for name, rows in assign_domains(splits).items():
+        lines = (json.dumps({"text": t, "label": p, "domain": d}, ensure_ascii=False) + "\n" for t, p, d in rows)
+        (directory / f"{name}.jsonl").write_text("".join(lines), encoding="utf-8")
+    (directory / "corpus").mkdir(exist_ok=True)
+    documents = "".join(json.dumps({"text": doc}, ensure_ascii=False) + "\n" for doc in make_corpus(splits))
+    (directory / "corpus" / "site_logs.jsonl").write_text(documents, encoding="utf-8")
 
 
 def main() -> None:

@@ -30,33 +30,35 @@ def _item_type(annotation: Any) -> Any:
 
 
 def add_dataclass_options(
-    parser: argparse.ArgumentParser, cls: type, names: Sequence[str], flags: Optional[Mapping[str, str]] = None,
+    parser: argparse.ArgumentParser, cls: type, names: Sequence[str], flags: Optional[Mapping[str, Any]] = None,
     defaults: Optional[Mapping[str, Any]] = None,
 ) -> None:
     """Add ``--field-name`` for each of ``names`` (or the flag ``flags`` gives), destination the field
-    name, type, default and help from ``cls``'s field. Booleans that default to False become
+    name, type, default and help from ``cls``'s field (a ``flags`` value may be a tuple of option strings:
+    the first is the name, the others aliases such as PaddleNLP's spellings). Booleans that default to False become
     ``store_true`` switches; a list field is an option given once per item (``--pattern A --pattern B``),
     its default the field's when not given. ``defaults`` overrides a field's default for this command only."""
     hints = typing.get_type_hints(cls)
     by_name = {f.name: f for f in dataclasses.fields(cls)}
     for name in names:
         f = by_name[name]
-        flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
+        given = (flags or {}).get(name, "--" + name.replace("_", "-"))
+        flag_strings = (given,) if isinstance(given, str) else tuple(given)
         default = (defaults or {}).get(name, _default(f))
         help_text = f.metadata.get("help", "")
         kind = _base_type(hints[name])
         item = _item_type(kind)
         if item is not None:
             shown = f" (default {default})" if default else ""
-            parser.add_argument(flag, dest=name, type=item, action=_ListOption, default=default,
+            parser.add_argument(*flag_strings, dest=name, type=item, action=_ListOption, default=default,
                                 help=help_text + " (repeat for several)" + shown)
         elif kind is bool and default is False:
-            parser.add_argument(flag, dest=name, action="store_true", help=help_text)
+            parser.add_argument(*flag_strings, dest=name, action="store_true", help=help_text)
         elif kind is bool:
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            parser.add_argument(*flag_strings, dest=name, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         else:
             shown = f" (default {default})" if default is not None else ""
-            parser.add_argument(flag, dest=name, type=kind, default=default, help=help_text + shown)
+            parser.add_argument(*flag_strings, dest=name, type=kind, default=default, help=help_text + shown)
 
 
 class _ListOption(argparse.Action):

@@ -41,21 +41,29 @@ from .options import add_dataclass_options, dataclass_values
 TRAINING_OPTIONS = (
     "max_steps", "num_train_epochs", "per_device_train_batch_size", "learning_rate", "ppt_learning_rate",
     "freeze_plm", "use_rdrop", "alpha_rdrop", "use_rgl", "alpha_rgl", "logging_steps", "seed",
+    "eval_steps", "early_stopping_patience", "early_stopping_threshold", "metric_for_best_model",
 )
 FLAGS = {"num_train_epochs": "--epochs", "per_device_train_batch_size": "--batch-size", "use_rdrop": "--rdrop",
-         "use_rgl": "--rgl"}
+         "use_rgl": "--rgl", "early_stopping_patience": ("--early-stopping-patience", "--early_stop_nums")}
 DISTILLATION_FLAGS = {"patterns": "--pattern"}
 
 
-def add_classifier_options(p: argparse.ArgumentParser, required: bool = True) -> None:
-    """``--labels``, ``--model``, the template, verbalizer, method and task options of a new classifier."""
+def add_classifier_options(p: argparse.ArgumentParser, required: bool = True, several: bool = False) -> None:
+    """``--labels``, ``--model``, the template, verbalizer, method and task options of a new classifier;
+    ``several`` (fewshot-compare): ``--model``/``--checkpoints`` and ``--method`` take one value or more."""
     p.add_argument("--labels", required=required, help="label file: one label per line or label==word lines")
-    p.add_argument("--model", required=required, help="PaddleNLP model name (ernie-3.0-base-zh) or local directory")
+    if several:
+        p.add_argument("--checkpoints", "--model", dest="model", nargs="+", required=required,
+                       help="models to compare: names or directories, optionally NAME=PATH (base@320=out/model_320)")
+    else:
+        p.add_argument("--model", required=required, help="PaddleNLP model name (ernie-3.0-base-zh) or local directory")
     p.add_argument("--template", default=DEFAULT_TEMPLATE, help=f"prompt template (default {DEFAULT_TEMPLATE})")
     p.add_argument("--soft-encoder", choices=ENCODERS, default=None,
                    help="encoder for the template's soft tokens that name none")
     p.add_argument("--verbalizer", choices=list(VERBALIZERS), default="manual")
-    p.add_argument("--method", choices=[*METHODS, *BASELINE_METHODS], default=METHODS[0],
+    p.add_argument("--method", choices=METHODS if several else [*METHODS, *BASELINE_METHODS],
+                   default=[METHODS[0]] if several else METHODS[0],
+                   nargs="+" if several else None,
                    help="prompt: train the template + verbalizer; finetune: [CLS] head baseline on the same PLM; "
                         "zeroshot: manual verbalizer, no training; embed-lr: mean-pooled PLM embeddings + logistic "
                         "regression; setfit: contrastive fine-tuning (--max-steps pair batches, default 100) + the same")

@@ -25,12 +25,17 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 import numpy as np
 from paddlenlp.transformers import AutoTokenizer, BasicTokenizer
 
+from ..atomic import atomic_file
 from ..data.lines import PathLike, is_json_lines, iter_lines
+from ..documents import json_text
 from ..errors import DataError
 
 logger = logging.getLogger(__name__)
 
-DOC_PER_CHOICES = ("line", "file")
+DOC_PER_CHOICES = ("line", "file", "paragraph")
+PADDLENLP_TEXT_FIELD = "text"
+"""The JSON key of PaddleNLP's pretraining documents (``trans_to_json.py``'s ``--json_key`` default), used when
+``--text-field`` is not given and the first object has it."""
 SPECIAL = -1
 """Unit kind of a token that is never masked: [CLS], [SEP], [PAD], any special token met in the text."""
 START = 1
@@ -179,8 +184,10 @@ def read_corpus(
     """Read documents from text files and directories.
 
     ``doc_per="line"``: every non-blank line (or JSON object) is one document; ``"file"``: each
-    file is one document. ``.json``/``.jsonl`` files are JSON lines whose ``text_field`` holds
-    the text. Empty, binary and non-UTF-8 files are skipped and reported (``corpus/a.bin:
+    file is one document; ``"paragraph"``: documents are separated by blank lines (the raw files
+    PaddleNLP's ``trans_to_json.py`` starts from; a JSON object is still one document).
+    ``.json``/``.jsonl`` files are JSON lines whose ``text_field`` holds the text (default
+    ``text``, PaddleNLP's data-preparation key, when the first object has it). Empty, binary and non-UTF-8 files are skipped and reported (``corpus/a.bin:
     binary file (NUL bytes), skipped``) in ``Corpus.skipped`` and the log; a corpus left with no
     text raises :class:`CorpusError`.
     """
@@ -189,7 +196,7 @@ def read_corpus(
     corpus = Corpus(documents=[])
     files = list_corpus_files(paths)
     for path in files:
-        texts, problem, note = _read_file_texts(path, text_field)
+        texts, problem, note = _read_file_texts(path, text_field, doc_per == "paragraph")
         if problem:
             _skip(corpus, f"{path}: {problem}")
             continue
@@ -212,26 +219,45 @@ def _skip(corpus: Corpus, message: str) -> None:
     logger.warning(message)
 
 
-def _read_file_texts(path: Path, text_field: Optional[str]) -> Tuple[List[str], Optional[str], Optional[str]]:
-    """``(texts, skip reason, note)``: a file's non-blank lines or JSON texts, or why the file is skipped."""
+def _read_file_texts(
+    path: Path, text_field: Optional[str], paragraphs: bool = False
+) -> Tuple[List[str], Optional[str], Optional[str]]:
+    """``(texts, skip reason, note)``: a file's non-blank lines (or, with ``paragraphs``, its runs of
+    non-blank lines) or JSON texts, or why the file is skipped."""
     try:
         with open(path, "rb") as handle:
             if b"\x00" in handle.read(_BINARY_PROBE):
                 return [], "binary file (NUL bytes), skipped", None
             handle.seek(0)
             lines = []
+            paragraph_breaks = set()
             for number, _, line in iter_lines(handle):
                 if isinstance(line, DataError):
                     return [], f"{str(line)[:-1]} on line {number}), skipped", None
                 if line.strip():
                     lines.append((number, line))
+                else:
+                    paragraph_breaks.add(len(lines))
     except OSError as exc:
         return [], f"cannot read ({exc.strerror}), skipped", None
     if not lines:
         return [], "empty file, skipped", None
     if is_json_lines(path):
         return _json_texts(path, lines, text_field)
+    if paragraphs:
+        return _paragraphs([line for _, line in lines], paragraph_breaks), None, None
     return [line for _, line in lines], None, None
+
+
+def _paragraphs(lines: List[str], breaks: Set[int]) -> List[str]:
+    """Join the lines between blank lines (``breaks`` holds the index of the line after each blank)."""
+    texts: List[str] = []
+    for index, line in enumerate(lines):
+        if index in breaks or not texts:
+            texts.append(line)
+        else:
+            texts[-1] += "\n" + line
+    return texts
 
 
 def _json_texts(
@@ -247,6 +273,8 @@ def _json_texts(
             bad.append(f"line {number}: invalid JSON ({exc.msg})")
     first = rows[0][1] if rows else None
     shown = ", ".join(sorted(first)[:_MAX_KEYS_SHOWN]) if isinstance(first, dict) and first else "none"
+    if text_field is None and isinstance(first, dict) and PADDLENLP_TEXT_FIELD in first:
+        text_field = PADDLENLP_TEXT_FIELD
     if text_field is None:
         raise CorpusError(f"{path}: JSON lines need a text field (--text-field); the first object has keys {shown}")
     texts = []
@@ -523,7 +551,8 @@ def load_tokenizer(name_or_dir: str) -> Any:
 def write_stats(stats: CorpusStats, path: PathLike) -> None:
     """Write the statistics as JSON (UTF-8, indented)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(stats.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    with atomic_file(path, "the corpus statistics") as tmp:
+        tmp.write_text(json_text(stats.to_dict()), encoding="utf-8")
 
 
 def measure_corpus(

@@ -15,6 +15,8 @@ from typing import List, Optional
 
 from paddlenlp.trainer import TrainingArguments
 
+from ..numbers import check_number
+
 
 @dataclass
 class PromptTrainingArguments(TrainingArguments):
@@ -45,8 +47,20 @@ class PromptTrainingArguments(TrainingArguments):
     alpha_rdrop: float = field(default=5.0, metadata={"help": "Weight of the R-Drop loss."})
     use_rgl: bool = field(default=False, metadata={"help": "Add the RGL label-consistency loss (single-label)."})
     alpha_rgl: float = field(default=0.5, metadata={"help": "Weight of the RGL loss."})
+    early_stopping_patience: int = field(
+        default=0,
+        metadata={"help": "Stop after N evaluations on the dev data without improvement of metric_for_best_model, "
+                          "keeping the best weights (0: off; evaluates every eval_steps, else every epoch)."},
+    )
+    early_stopping_threshold: float = field(
+        default=0.0, metadata={"help": "Least change of the metric that counts as an improvement."}
+    )
 
     def __post_init__(self):
+        check_number("early_stopping_patience", self.early_stopping_patience, low=0)
+        check_number("early_stopping_threshold", self.early_stopping_threshold, low=0)
+        if self.early_stopping_patience and str(self.evaluation_strategy) in ("no", "IntervalStrategy.NO"):
+            self.evaluation_strategy = "steps" if self.eval_steps else "epoch"
         if self.label_names is None:
             self.label_names = ["labels"]
         super().__post_init__()
