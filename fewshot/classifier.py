@@ -35,7 +35,7 @@ from .prompt.heads import SigmoidHead, build_head, prior_bias
 from .prompt.label_search import LabelWordSearch, search_label_words
 from .prompt.model import ClsHeadModel, PromptModel
 from .prompt.pretrained import load_pretrained
-from .prompt.verbalizers import VERBALIZERS
+from .prompt.verbalizers import VerbalizerArg, VerbalizerSpec
 from .tasks import (
     DEFAULT_LABEL_DELIMITER,
     DEFAULT_PATH_DELIMITER,
@@ -127,7 +127,7 @@ class PromptClassifier:
         model: str,
         labels: LabelsArg,
         template: str = DEFAULT_TEMPLATE,
-        verbalizer: str = "manual",
+        verbalizer: VerbalizerArg = "manual",
         max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
         seed: Optional[int] = None,
         method: str = "prompt",
@@ -157,7 +157,7 @@ class PromptClassifier:
         task: Task,
         label_words: Mapping[str, List[str]],
         template: str = DEFAULT_TEMPLATE,
-        verbalizer: str = "manual",
+        verbalizer: VerbalizerArg = "manual",
         max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
         method: str = "prompt",
         calibrate: bool = False,
@@ -176,20 +176,19 @@ class PromptClassifier:
         return clf
 
     def _setup(
-        self, model_name: str, label_words: Dict[str, List[str]], task: Task, template: str, verbalizer: str,
+        self, model_name: str, label_words: Dict[str, List[str]], task: Task, template: str, verbalizer: VerbalizerArg,
         max_seq_length: int, method: str, calibrate: bool, seed: Optional[int], plm: Any = None, tokenizer: Any = None,
         long_text: LongTextArg = None, search: Optional[LabelWordSearch] = None,
     ) -> None:
-        if verbalizer not in VERBALIZERS:
-            raise FewshotError(f"verbalizer must be one of {', '.join(VERBALIZERS)}, got {verbalizer!r}")
+        spec = VerbalizerSpec.parse(verbalizer)
         if method not in METHODS:
             raise FewshotError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         if calibrate and method != "zeroshot":
             raise FewshotError(f"calibrate=True applies to method='zeroshot' only, got method={method!r}")
         if calibrate:
             task.require("calibrate", "calibrate=True (a softmax prior)")
-        if method == "zeroshot" and verbalizer != "manual":
-            raise FewshotError("method='zeroshot' needs verbalizer='manual' (a soft verbalizer is untrained)")
+        if method == "zeroshot" and not spec.cls.untrained:
+            raise FewshotError(f"method='zeroshot' needs verbalizer='manual' (a {spec.kind} verbalizer is untrained)")
         if list(label_words) != list(task.labels):
             raise FewshotError("label words must be given for exactly the task's labels, in the same order")
         if search is not None and method == "finetune":
@@ -202,7 +201,7 @@ class PromptClassifier:
         self.calibrate = calibrate
         self.task = task
         self.label_words = label_words
-        self.verbalizer_kind = verbalizer
+        self.verbalizer_kind = spec.config()
         self.train_metrics: Dict[str, Any] = {}
         self.label_word_choice: Dict[str, Any] = {}
         self.pending_search = search
