@@ -140,6 +140,7 @@ class MaskedLMVerbalizer(Verbalizer):
     """
 
     kind = "maskedlm"
+    whole_words = True
     OPTIONS = {"mask_aggregate_type": ("product", "mean", "max", "first", "sum")}
     log_prob_scores = False
 
