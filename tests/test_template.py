@@ -3,7 +3,7 @@
 import pytest
 
 from fewshot.errors import TemplateError
-from fewshot.template import Part, Template, pad_batch, parse_template, set_soft_encoder
+from fewshot.template import Part, Template, field_slots, named_fields, pad_batch, parse_template, set_soft_encoder
 
 
 def test_parses_every_part_kind():
@@ -40,13 +40,17 @@ def test_braces_inside_quoted_strings_are_text():
         ("{'text': 'text_a'}{'mask'", r"part starting at character 18 is never closed: \"\{'mask'\"|never closed"),
         ("{'text': 'text_a'}}", r"unmatched '\}' at character 18"),
         ("{'text': 'text_a'}{'mask': __import__('os')}", r"cannot parse part \"\{'mask': __import__\('os'\)\}\""),
-        ("{'text': 'text_c'}", r"text slot must be one of text_a, text_b, got 'text_c'"),
+        ("{'text': 'a'}{'text': 'b'}{'text': 'c'}", r"text fields a, b, c: an example holds at most two texts"),
+        ("{'text': 'text_a'}{'text': ''}", r"text slot must name an example field such as 'text_a', got ''"),
         ("{'text': 'text_a'}{'soft': None, 'lenght': 2}", r"unknown option\(s\) lenght for 'soft'"),
         ("{'text': 'text_a'}{'mask', 'soft'}", r"exactly one of text, hard, soft, mask, sep"),
         ("{'text': 'text_a'}{'soft': None, 'encoder': 'gru'}", r"encoder must be one of none, lstm, mlp, got 'gru'"),
         ("{'text': 'text_a'}{'mask': None, 'length': 0}", r"'length' must be a positive integer, got 0"),
-        ("{'text': 'text_a'}{'soft': '初始', 'length': 2}", r"either initialising text or 'length'"),
-        ("这条新闻的主题是{'mask'}", r"has no text slot"),
+        ("{'text': 'text_a'}{'mask': None, 'token_type': 2}", r"'token_type' must be 0 or 1, got 2"),
+        ("{'text': 'text_a'}{'mask': None, 'position': -1}", r"'position' must be a non-negative integer, got -1"),
+        ("{'text': 'text_a'}{'mask': None, 'truncate': True}", r"only text and hard parts can be truncated, not 'mask'"),
+        ("{'text': 'text_a'}{'soft': None, 'soft_id': 'a'}", r"'soft_id' must be an integer, got 'a'"),
+        ("{'text': 'text_a'}{'mask': None, 'prefix_len': 2}", r"unknown option\(s\) prefix_len for 'mask'"),
         ("{'text': 'text_a'}{[1, 2]}", r"cannot parse part|is not a \{key: value\} part"),
         ("", r"empty template"),
     ],
@@ -54,6 +58,25 @@ def test_braces_inside_quoted_strings_are_text():
 def test_malformed_template_error_quotes_the_part(template, message):
     with pytest.raises(TemplateError, match=message):
         parse_template(template)
+
+
+@pytest.mark.parametrize(
+    "short, full",
+    [
+        ("这条新闻标题的主题是", "{'text': 'text_a'}这条新闻标题的主题是{'mask'}"),
+        ("这条新闻的主题是{'mask'}{'mask'}", "{'text': 'text_a'}这条新闻的主题是{'mask'}{'mask'}"),
+        ("{'soft'}主题是", "{'text': 'text_a'}{'soft'}主题是{'mask'}"),
+    ],
+)
+def test_short_form_implies_text_a_first_and_a_final_mask(short, full):
+    assert parse_template(short) == parse_template(full)
+
+
+def test_short_form_encodes_like_the_full_template(tiny_tokenizer):
+    short = Template("这条新闻的主题是", tiny_tokenizer, 32).encode("球赛")
+    assert short == Template("{'text': 'text_a'}这条新闻的主题是{'mask'}", tiny_tokenizer, 32).encode("球赛")
+    assert tiny_tokenizer.convert_ids_to_tokens(short["input_ids"])[:4] == ["[CLS]", "球", "赛", "这"]
+    assert short["masked_positions"] == [11]
 
 
 def test_template_string_is_never_executed(tmp_path):
@@ -184,3 +207,22 @@ def test_encoder_truncation_in_runs_equals_removing_one_token_at_a_time():
             # each slot keeps its first tokens, as many as the one-at-a-time rule leaves
             assert row["input_ids"][position:position + expected[i]] == list(range(10, 10 + expected[i]))
             position += expected[i] + len(parts[2 * i + 1]["ids"])
+
+
+@pytest.mark.parametrize(
+    "template, slots",
+    [
+        ("{'text': 'sentence'}主题是{'mask'}", {"sentence": "text_a"}),
+        ("{'text': 'premise'}{'sep'}{'text': 'hypothesis'}{'mask'}", {"premise": "text_a", "hypothesis": "text_b"}),
+        ("{'text': 'text_b'}{'text': 'query'}{'mask'}", {"text_b": "text_b", "query": "text_a"}),
+    ],
+)
+def test_text_slots_name_any_field_read_by_position(template, slots):
+    assert field_slots(parse_template(template)) == slots
+    assert named_fields(template) == {slot: name for name, slot in slots.items() if name != slot}
+
+
+def test_named_field_encodes_as_its_slot(tiny_tokenizer):
+    named = Template("{'text': 'premise'}{'sep'}{'text': 'hypothesis'}{'mask'}", tiny_tokenizer, 32)
+    plain = Template("{'text': 'text_a'}{'sep'}{'text': 'text_b'}{'mask'}", tiny_tokenizer, 32)
+    assert named.needs_text_b and named.encode("球", "雨") == plain.encode("球", "雨")

@@ -92,6 +92,7 @@ def check_encoding(batch: Dict[str, np.ndarray], feed: Dict[str, np.ndarray], vo
     expected = {
         "input_ids": np.where(soft > 0, vocab_rows + soft - 1, batch["input_ids"]),
         "token_type_ids": batch["token_type_ids"],
+        "position_ids": batch["position_ids"],
         "attention_mask": batch["attention_mask"],
         "masked_positions": batch["masked_positions"],
     }

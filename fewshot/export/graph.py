@@ -58,12 +58,13 @@ class InferenceGraph(nn.Layer):
         self,
         input_ids: paddle.Tensor,
         token_type_ids: paddle.Tensor,
+        position_ids: paddle.Tensor,
         attention_mask: paddle.Tensor,
         masked_positions: paddle.Tensor,
     ) -> paddle.Tensor:
         embeds = F.embedding(input_ids, self.word_embeddings)
-        hidden = encode_at_positions(self.encoder, masked_positions, attention_mask,
-                                     inputs_embeds=embeds, token_type_ids=token_type_ids)
+        hidden = encode_at_positions(self.encoder, masked_positions, attention_mask, inputs_embeds=embeds,
+                                     token_type_ids=token_type_ids, position_ids=position_ids)
         logits = self.verbalizer(hidden)
         if self.calibrated:
             logits = logits - self.log_prior
@@ -86,8 +87,8 @@ def extended_embedding_table(model: PromptModel) -> np.ndarray:
 
 def save_static_graph(graph: InferenceGraph, directory: Path, num_masks: int) -> None:
     """``paddle.jit.save`` with dynamic batch and sequence length (``model.json`` + ``model.pdiparams``)."""
-    spec = [InputSpec([None, None], "int64", name) for name in GRAPH_INPUTS[:3]]
-    spec.append(InputSpec([None, num_masks], "int64", GRAPH_INPUTS[3]))
+    spec = [InputSpec([None, num_masks] if name == "masked_positions" else [None, None], "int64", name)
+            for name in GRAPH_INPUTS]
     graph.eval()
     paddle.jit.save(graph, str(directory / PADDLE_PREFIX), input_spec=spec)
     for name in (PADDLE_MODEL_NAME, PADDLE_PARAMS_NAME):
