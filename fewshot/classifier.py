@@ -591,6 +591,17 @@ class PromptClassifier:
         return explain_pairs(pairs, lambda variants: self._probabilities(variants, batch_size), self.task,
                              filler=self.tokenizer.unk_token)
 
+    @classmethod
+    def from_paddlenlp(cls, directory: Union[str, "os.PathLike[str]"], base_model: Optional[str] = None,
+                       trust_pickle: bool = False, max_seq_length: Optional[int] = None,
+                       verbalizer: Optional[VerbalizerArg] = None) -> "PromptClassifier":
+        """A classifier from a checkpoint of PaddleNLP's few-shot example (``model_state.pdparams``,
+        ``template_config.json``, ``verbalizer_config.json``): see ``fewshot.importing``. Its pickle
+        is read only with ``trust_pickle=True``; ``save`` then writes safetensors."""
+        from .importing.paddlenlp_checkpoint import import_paddlenlp
+
+        return import_paddlenlp(directory, base_model, trust_pickle, max_seq_length, verbalizer)
+
     def untrained_copy(self, seed: Optional[int] = None) -> "PromptClassifier":
         """A new classifier with this one's settings (template, verbalizer, method, task with its
         thresholds and temperature) on the base model, loaded again from ``model_name``: what k-fold

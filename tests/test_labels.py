@@ -77,7 +77,7 @@ def test_paddlenlp_verbalizer_config_is_read_as_a_mapping(tmp_path):
 
 
 def test_paddlenlp_template_config_given_as_labels_says_what_it_is(tmp_path):
-    path = write_text(tmp_path, '"{\'text\': \'text_a\'}{\'mask\'}"\n{"class": "ManualTemplate"}\n', "template_config.json")
+    path = write_text(tmp_path, '[{"text": "text_a"}, {"mask": null}]\n{"class": "ManualTemplate"}\n', "template_config.json")
     with pytest.raises(LabelFileError, match=re.escape(f"{path}: this is PaddleNLP's template_config.json "
                                                        "(a ManualTemplate template), not a label file")):
         read_label_words(path)

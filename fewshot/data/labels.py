@@ -58,11 +58,11 @@ def read_label_words(path: PathLike) -> Dict[str, List[str]]:
     Duplicate words of a label are dropped; blank lines are skipped; a UTF-8 BOM and
     CRLF endings are accepted. Errors name the path and 1-based line; a word given to two
     labels is logged as a warning (the verbalizer cannot tell those labels apart by it).
-    A file whose first line starts with ``{`` or ``"`` is read as PaddleNLP's JSON label files.
+    A file whose first line starts with ``{``, ``[`` or ``"`` is read as PaddleNLP's JSON files.
     """
     lines = [line.strip() for _, line in read_lines(path, error=LabelFileError)]
     first = next((line for line in lines if line), "")
-    if first.startswith(("{", '"')):
+    if first.startswith(("{", "[", '"')):
         return label_words_from_json(path, [line for line in lines if line])
     label_words: Dict[str, List[str]] = {}
     for _, label, word in label_lines(path):
