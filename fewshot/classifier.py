@@ -31,6 +31,7 @@ from .documents import json_text, read_json_document
 from .errors import BundleError, DataError, FewshotError
 from .export.bundle import export_bundle
 from .export.convert import DEFAULT_OPSET
+from .importing.paddlenlp_checkpoint import read_paddlenlp_model
 from .prompt.heads import SigmoidHead, build_head, prior_bias
 from .prompt.label_search import LabelWordSearch, search_label_words
 from .prompt.model import ClsHeadModel, PromptModel
@@ -598,9 +599,10 @@ class PromptClassifier:
         """A classifier from a checkpoint of PaddleNLP's few-shot example (``model_state.pdparams``,
         ``template_config.json``, ``verbalizer_config.json``): see ``fewshot.importing``. Its pickle
         is read only with ``trust_pickle=True``; ``save`` then writes safetensors."""
-        from .importing.paddlenlp_checkpoint import import_paddlenlp
-
-        return import_paddlenlp(directory, base_model, trust_pickle, max_seq_length, verbalizer)
+        imported = read_paddlenlp_model(directory, base_model, trust_pickle, max_seq_length, verbalizer)
+        clf = cls.from_task(**imported.arguments)
+        imported.set_head(clf.model)
+        return clf
 
     def untrained_copy(self, seed: Optional[int] = None) -> "PromptClassifier":
         """A new classifier with this one's settings (template, verbalizer, method, task with its

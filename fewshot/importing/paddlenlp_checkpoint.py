@@ -1,8 +1,8 @@
-"""Import a checkpoint written by PaddleNLP's few-shot example into a fewshot classifier.
+"""Read a checkpoint written by PaddleNLP's few-shot example into what a fewshot classifier is built from.
 
-``import_paddlenlp("checkpoints/", base_model="ernie-3.0-base-zh", trust_pickle=True)`` reads the
-prompt model's pickled state, its template and label words (see :mod:`.paddlenlp_files`), and returns
-a :class:`~fewshot.classifier.PromptClassifier` that encodes texts exactly as PaddleNLP did (the
+``read_paddlenlp_model("checkpoints/", base_model="ernie-3.0-base-zh", trust_pickle=True)`` reads the
+prompt model's pickled state, its template and label words (see :mod:`.paddlenlp_files`); from it
+``PromptClassifier.from_paddlenlp`` builds a classifier that encodes texts exactly as PaddleNLP did (the
 ``PADDLENLP`` encoding style, labels in PaddleNLP's sorted order) and scores them with the same
 verbalizer: PaddleNLP's ``ManualVerbalizer`` becomes the ``"paddlenlp"`` kind (its default options,
 which PaddleNLP does not save), its one-mask ``SoftVerbalizer`` the ``"soft"`` kind. Saving it writes
@@ -12,13 +12,13 @@ safetensors, so the pickle is read once.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 import paddle
 
-from ..classifier import PromptClassifier
 from ..errors import BundleError
 from ..prompt.pretrained import load_pretrained
 from ..prompt.verbalizers import VerbalizerArg, VerbalizerSpec
@@ -36,14 +36,39 @@ SHARED_KEYS = ("template.word_embeddings.weight", "verbalizer.head.decoder_bias"
 PADDLENLP_MAX_SEQ_LENGTH = 512
 
 
-def import_paddlenlp(
+@dataclass
+class ImportedModel:
+    """A PaddleNLP checkpoint read into the arguments of ``PromptClassifier.from_task`` (with its PLM's
+    weights already set) and the verbalizer weights to set once the model is built."""
+
+    arguments: Dict[str, Any]
+    soft_head: Optional[Tuple[np.ndarray, np.ndarray]]
+    where: Path
+
+    def set_head(self, model: paddle.nn.Layer) -> None:
+        """Give a built prompt model PaddleNLP's soft head decoder (``[labels, hidden]``, ``[labels]``)."""
+        if self.soft_head is None:
+            return
+        head = model.verbalizer
+        if head.num_masks != 1:
+            raise BundleError(f"{self.where}: a SoftVerbalizer with {head.num_masks} masks (PaddleNLP's soft "
+                              "verbalizer reads one)")
+        weight, bias = self.soft_head
+        if list(weight.shape) != list(head.weight.shape[1:]):
+            raise BundleError(f"{self.where}: verbalizer.head.decoder.weight has shape {list(weight.shape)}, "
+                              f"expected {list(head.weight.shape[1:])} ({len(head.labels)} labels)")
+        head.weight.set_value(paddle.to_tensor(weight[None].astype("float32")))
+        head.bias.set_value(paddle.to_tensor(bias[None].astype("float32")))
+
+
+def read_paddlenlp_model(
     directory: Union[str, Path],
     base_model: Optional[str] = None,
     trust_pickle: bool = False,
     max_seq_length: Optional[int] = None,
     verbalizer: Optional[VerbalizerArg] = None,
-) -> PromptClassifier:
-    """A classifier from PaddleNLP's few-shot checkpoint ``directory``.
+) -> ImportedModel:
+    """What a classifier is built from, read from PaddleNLP's few-shot checkpoint ``directory``.
 
     ``base_model`` is the ``--model_name_or_path`` it was trained from (its architecture; PaddleNLP
     does not save it beside the weights), or ``directory/plm`` when it was saved with ``save_plm``.
@@ -70,14 +95,13 @@ def import_paddlenlp(
     _load_plm_state(plm, state, checkpoint, soft)
     _, task = build_task(checkpoint.label_words)
     spec = VerbalizerSpec.parse(verbalizer if verbalizer is not None else ("soft" if soft else "paddlenlp"))
-    clf = PromptClassifier.from_task(
-        base, task, checkpoint.label_words, template=checkpoint.template, verbalizer=spec.config(),
-        max_seq_length=max_seq_length or _trained_max_seq_length(checkpoint), plm=plm, tokenizer=tokenizer,
-        template_style=PADDLENLP.name,
+    arguments = dict(
+        model=base, task=task, label_words=checkpoint.label_words, template=checkpoint.template,
+        verbalizer=spec.config(), max_seq_length=max_seq_length or _trained_max_seq_length(checkpoint),
+        plm=plm, tokenizer=tokenizer, template_style=PADDLENLP.name,
     )
-    if soft:
-        _load_soft_head(clf, state, checkpoint)
-    return clf
+    head = (state[SOFT_HEAD_PREFIX + "decoder.weight"], state[SOFT_HEAD_PREFIX + "decoder.bias"]) if soft else None
+    return ImportedModel(arguments, head, checkpoint.directory)
 
 
 def load_checkpoint_tokenizer(directory: Path) -> Any:
@@ -143,18 +167,3 @@ def _load_plm_state(plm: paddle.nn.Layer, state: Dict[str, np.ndarray], checkpoi
             raise BundleError(f"{checkpoint.weights}: plm.{key} has shape {list(value.shape)}, the base model "
                               f"{list(expected[key].shape)}; is --model the model it was trained from?")
         expected[key].set_value(paddle.to_tensor(value.astype(expected[key].numpy().dtype)))
-
-
-def _load_soft_head(clf: PromptClassifier, state: Dict[str, np.ndarray], checkpoint: PaddleNLPCheckpoint) -> None:
-    """PaddleNLP's soft head decoder (``[labels, hidden]`` and ``[labels]``) as our one-slot soft verbalizer."""
-    head = clf.model.verbalizer
-    if head.num_masks != 1:
-        raise BundleError(f"{checkpoint.directory}: a SoftVerbalizer with {head.num_masks} masks (PaddleNLP's "
-                          "soft verbalizer reads one)")
-    weight = state[SOFT_HEAD_PREFIX + "decoder.weight"]
-    bias = state[SOFT_HEAD_PREFIX + "decoder.bias"]
-    if list(weight.shape) != list(head.weight.shape[1:]):
-        raise BundleError(f"{checkpoint.weights}: verbalizer.head.decoder.weight has shape {list(weight.shape)}, "
-                          f"expected {list(head.weight.shape[1:])} ({len(head.labels)} labels)")
-    head.weight.set_value(paddle.to_tensor(weight[None].astype("float32")))
-    head.bias.set_value(paddle.to_tensor(bias[None].astype("float32")))
