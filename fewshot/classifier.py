@@ -36,7 +36,7 @@ from .prompt.heads import SigmoidHead, build_head, prior_bias
 from .prompt.label_search import LabelWordSearch, search_label_words
 from .prompt.model import ClsHeadModel, PromptModel
 from .prompt.pretrained import load_pretrained
-from .prompt.verbalizers import VerbalizerArg, VerbalizerSpec
+from .prompt.verbalizers import VERBALIZERS, VerbalizerArg, VerbalizerSpec
 from .tasks import (
     DEFAULT_LABEL_DELIMITER,
     DEFAULT_PATH_DELIMITER,
@@ -192,7 +192,9 @@ class PromptClassifier:
         if calibrate:
             task.require("calibrate", "calibrate=True (a softmax prior)")
         if method == "zeroshot" and not spec.cls.untrained:
-            raise FewshotError(f"method='zeroshot' needs verbalizer='manual' (a {spec.kind} verbalizer is untrained)")
+            untrained = ", ".join(kind for kind, kind_cls in VERBALIZERS.items() if kind_cls.untrained)
+            raise FewshotError(f"method='zeroshot' needs verbalizer='manual' or another kind that predicts "
+                               f"untrained ({untrained}); a {spec.kind} verbalizer is untrained")
         if list(label_words) != list(task.labels):
             raise FewshotError("label words must be given for exactly the task's labels, in the same order")
         if search is not None and method == "finetune":

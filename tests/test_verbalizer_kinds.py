@@ -56,7 +56,7 @@ def test_multi_label_with_paddlenlp_verbalizer_exports(tiny_model_dir, tmp_path)
 
 
 def test_zeroshot_refuses_a_kind_that_needs_training(tiny_model_dir):
-    with pytest.raises(ValueError, match="method='zeroshot' needs verbalizer='manual' \\(a soft verbalizer"):
+    with pytest.raises(ValueError, match="needs verbalizer='manual' or another kind that predicts untrained \\(manual, paddlenlp, maskedlm\\); a soft"):
         PromptClassifier(tiny_model_dir, labels=WORDS, template=ONE_MASK, verbalizer="soft", method="zeroshot")
 
 
