@@ -34,6 +34,7 @@ def test_one_mask_with_two_character_label_words_trains_saves_and_exports(tiny_m
     ("paddlenlp:post_log_softmax=false,word_aggregate_type=first", ONE_MASK),
     ("maskedlm:mask_aggregate_type=mean", ONE_MASK + "{'mask'}"),
     ("soft", ONE_MASK),
+    ("efl", ONE_MASK),
 ])
 def test_each_kind_trains_saves_loads_and_exports(tiny_model_dir, separable_task, tmp_path, verbalizer, template):
     train, _, _ = separable_task
@@ -70,3 +71,25 @@ def test_train_cli_takes_verbalizer_options(tiny_model_dir, tmp_path, capsys):
         build_parser().parse_args(["--train", "t.txt", "--labels", "l.txt", "--model", "m", "--output", "o",
                                    "--verbalizer", "paddlenlp:token_aggregate_type=median"])
     assert "option 'token_aggregate_type' must be one of mean, max, first, got 'median'" in capsys.readouterr().err
+
+
+def test_efl_head_reads_cls_and_ignores_label_words(tiny_model_dir):
+    """EFL: the [CLS] state through a linear head; the mask's state and the label words play no part."""
+    import paddle
+
+    clf = PromptClassifier(tiny_model_dir, labels=WORDS, template=ONE_MASK, verbalizer="efl", max_seq_length=32,
+                           seed=0)
+    other = PromptClassifier(tiny_model_dir, labels={label: ["球"] for label in WORDS}, template=ONE_MASK,
+                             verbalizer="efl", max_seq_length=32, seed=0)
+    head = clf.model.verbalizer
+    encoder = clf.model.encoder
+    rows = [clf.template.encode(text) for text in TEXTS[:2]]
+    with paddle.no_grad():
+        for text, row in zip(TEXTS, rows):
+            ids = paddle.to_tensor([row["input_ids"]])
+            cls = encoder(ids, token_type_ids=paddle.to_tensor([row["token_type_ids"]]),
+                          position_ids=paddle.to_tensor([row["position_ids"]]))[0][:, 0]
+            expected = paddle.nn.functional.softmax(head.classifier(cls), axis=-1).numpy()
+            np.testing.assert_allclose(clf.predict_proba([text]), expected, atol=1e-5)
+    np.testing.assert_allclose(other.predict_proba(TEXTS), clf.predict_proba(TEXTS), atol=1e-6)
+    assert [list(p.shape) for p in clf.model.prompt_parameters()] == [[32, 3], [3]]

@@ -48,6 +48,9 @@ class SigmoidHead(nn.Layer):
     def head(self) -> nn.Layer:
         return self.inner.head
 
+    def read_positions(self, masked_positions: paddle.Tensor) -> paddle.Tensor:
+        return self.inner.read_positions(masked_positions)
+
     def is_fresh(self) -> bool:
         """True until the bias was set or trained (all zeros)."""
         return not bool(paddle.any(self.bias != 0))

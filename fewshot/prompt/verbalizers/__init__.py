@@ -6,7 +6,8 @@ One class per kind, each registered in :data:`VERBALIZERS` by name:
 - ``"soft"`` (:class:`SoftVerbalizer`): a trainable per-slot head initialised from the label words;
 - ``"paddlenlp"`` (:class:`PaddleNLPManualVerbalizer`): PaddleNLP's ``ManualVerbalizer`` with its
   token / word / mask aggregation options and the label-word log-softmax;
-- ``"maskedlm"`` (:class:`MaskedLMVerbalizer`): PaddleNLP's ``MaskedLMVerbalizer``.
+- ``"maskedlm"`` (:class:`MaskedLMVerbalizer`): PaddleNLP's ``MaskedLMVerbalizer``;
+- ``"efl"`` (:class:`EFLHead`): a linear head on the ``[CLS]`` state, no label words (EFL).
 
 A new kind is one subclass of :class:`Verbalizer` overriding ``project`` / ``normalize`` /
 ``aggregate``, decorated with :func:`register`.
@@ -16,10 +17,11 @@ from .base import VERBALIZERS, LMHeadTransform, Verbalizer, register, tokenize_l
 from .manual import ManualVerbalizer  # noqa: I001 (registration order: the default kind first)
 from .soft import SoftVerbalizer
 from .aggregating import MaskedLMVerbalizer, PaddleNLPManualVerbalizer
+from .efl import EFLHead
 from .spec import VerbalizerArg, VerbalizerSpec, verbalizer_option
 
 __all__ = [
-    "VERBALIZERS", "LMHeadTransform", "ManualVerbalizer", "MaskedLMVerbalizer", "PaddleNLPManualVerbalizer",
+    "VERBALIZERS", "EFLHead", "LMHeadTransform", "ManualVerbalizer", "MaskedLMVerbalizer", "PaddleNLPManualVerbalizer",
     "SoftVerbalizer", "Verbalizer", "VerbalizerArg", "VerbalizerSpec", "register", "tokenize_label_words",
     "verbalizer_option",
 ]

@@ -118,6 +118,10 @@ class Verbalizer(nn.Layer):
         """``[batch, num_masks, hidden]`` → ``[batch, num_labels]`` scores."""
         return self.aggregate(self.normalize(self.project(self.head(mask_hidden))))
 
+    def read_positions(self, masked_positions: paddle.Tensor) -> paddle.Tensor:
+        """The positions whose hidden states ``forward`` reads: the mask slots, unless a kind reads others."""
+        return masked_positions
+
     def for_softmax(self) -> None:
         """The scores will only feed a softmax over the labels: a kind may then leave out a constant
         shared by a row's labels (nothing for most kinds)."""
