@@ -47,7 +47,8 @@ def _paddlenlp_checkpoint(model_dir, out, soft, prompt):
     with paddle.no_grad():
         for text in TEXTS:
             encoded = template({"text_a": text})
-            inputs = {k: paddle.to_tensor([encoded[k]]) for k in ("input_ids", "token_type_ids", "position_ids")}
+            names = ("input_ids", "token_type_ids", "position_ids", "soft_token_ids", "encoder_ids")
+            inputs = {k: paddle.to_tensor([encoded[k]]) for k in names if k in encoded}
             logits = model(**inputs, masked_positions=paddle.to_tensor(encoded["masked_positions"]))
             probs.append(paddle.nn.functional.softmax(logits.reshape([1, -1]), axis=-1).numpy()[0])
     return verbalizer.labels, np.array(probs)
@@ -56,7 +57,8 @@ def _paddlenlp_checkpoint(model_dir, out, soft, prompt):
 @pytest.fixture(scope="module", params=[
     (True, "这句话的类别是"),
     (False, "{'text': 'text_a'}{'hard': '这句话的类别是'}{'mask'}{'mask'}"),
-], ids=["soft-verbalizer-short-prompt", "manual-verbalizer-two-masks"])
+    (False, "{'soft': '主题'}{'text': 'text_a'}{'soft': None, 'length': 2}{'mask'}"),
+], ids=["soft-verbalizer-short-prompt", "manual-verbalizer-two-masks", "soft-template-manual-verbalizer"])
 def checkpoint(request, tiny_model_dir, tmp_path_factory):
     soft, prompt = request.param
     out = tmp_path_factory.mktemp("paddlenlp-checkpoint")

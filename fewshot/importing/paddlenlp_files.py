@@ -7,8 +7,8 @@ PaddleNLP's ``PromptTrainer`` writes, into its output (or ``checkpoint-N``) dire
     verbalizer_config.json    {"label": ["word", ...]} (labels sorted)
     vocab.txt, tokenizer_config.json, ...   the tokenizer
 
->>> template_text([{"text": "text_a"}, {"hard": "主题是"}, {"mask": None}])
-"{'text': 'text_a'}{'hard': '主题是'}{'mask': None}"
+>>> template_text([{"text": "text_a"}, {"hard": "主题是"}, {"soft": ["[UNK]"]}, {"mask": None}])
+"{'text': 'text_a'}{'hard': '主题是'}{'soft': None, 'length': 1}{'mask': None}"
 """
 
 from __future__ import annotations
@@ -81,5 +81,15 @@ def read_template_config(path: Path) -> tuple:
 
 
 def template_text(parts: Sequence[Dict[str, Any]]) -> str:
-    """A template in PaddleNLP's string syntax from its parsed parts (JSON null → None)."""
-    return "".join("{" + ", ".join(f"{key!r}: {value!r}" for key, value in part.items()) + "}" for part in parts)
+    """A template in PaddleNLP's string syntax from its parsed parts (JSON null → None).
+
+    A ``SoftTemplate`` saves random soft tokens as a list of placeholder tokens
+    (``{"soft": ["[UNK]", "[UNK]"]}``): that is ``{'soft': None, 'length': 2}`` (the trained
+    embeddings replace any initialisation).
+    """
+    text = []
+    for part in parts:
+        if isinstance(part.get("soft"), list):
+            part = {**part, "soft": None, "length": len(part["soft"])}
+        text.append("{" + ", ".join(f"{key!r}: {value!r}" for key, value in part.items()) + "}")
+    return "".join(text)
