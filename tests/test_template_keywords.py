@@ -100,3 +100,90 @@ def test_json_keys_named_by_the_template_train_and_predict(tiny_model_dir, separ
                          "--output", str(tmp_path / "pred.jsonl"), "--no-progress"]) == 0
     lines = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [line["label"] for line in lines] == clf.predict(texts)
+
+
+def test_square_attention_mask_in_the_partial_last_layer(tiny_model_dir):
+    import paddle
+    from paddlenlp.transformers import AutoModelForMaskedLM
+
+    from fewshot.prompt.partial_encoder import additive_attention_mask, encode_at_positions, gather_positions
+
+    ernie = AutoModelForMaskedLM.from_pretrained(tiny_model_dir).base_model
+    ernie.eval()
+    rng = np.random.default_rng(0)
+    ids = paddle.to_tensor(rng.integers(5, 40, size=(2, 8)).astype("int64"))
+    square = np.ones((2, 8, 8), dtype="int64")
+    square[:, 2:4, 4:6] = square[:, 4:6, 2:4] = 0  # two options hidden from each other
+    square[1, :, 7] = 0  # padding
+    square = paddle.to_tensor(square)
+    positions = paddle.to_tensor(np.array([[3, 5], [1, 4]], dtype="int64"))
+    got = encode_at_positions(ernie, positions, square, input_ids=ids).numpy()
+    full = gather_positions(ernie(ids, attention_mask=additive_attention_mask(square))[0], positions).numpy()
+    np.testing.assert_allclose(got, full, atol=1e-5, rtol=0)
+    plain = encode_at_positions(ernie, positions, paddle.ones([2, 8], dtype="int64"), input_ids=ids).numpy()
+    assert np.abs(got - plain).max() > 1e-3  # the hidden options change what the masks read
+
+
+def test_options_template_trains_and_exports(separable_task, tmp_path):
+    from fewshot.testing import build_tiny_model
+
+    train, test, words = separable_task
+    texts = ["这句话的类别是体育财经天气"] + [e.text_a for e in train + test]
+    model = build_tiny_model(tmp_path / "plm", texts, seed=0, extra_tokens=["[O-MASK]"])
+    options = repr([v[0] for v in words.values()])
+    template = f"{{'text': 'text_a'}}{{'options': {options}, 'add_omask': True}}这句话的类别是{{'mask'}}{{'mask'}}"
+    clf = PromptClassifier(model, labels=words, template=template, max_seq_length=40, seed=0)
+    assert clf.template.encoder.square_mask
+    clf.fit(train[:16], max_steps=2, learning_rate=5e-3, seed=0, disable_tqdm=True, report_to=[], evaluation_strategy="no")
+    batch = [e.text_a for e in test[:5]] + ["球赛" * 30]
+    predictor = OnnxPredictor(clf.export(tmp_path / "bundle"))
+    manifest = json.loads((tmp_path / "bundle" / "fewshot.json").read_text(encoding="utf-8"))
+    assert manifest["inputs"][3]["shape"] == ["batch", "sequence", "sequence"]
+    np.testing.assert_allclose(predictor.predict_proba(batch), clf.predict_proba(batch), atol=1e-4, rtol=0)
+
+
+PADDLENLP_TEMPLATES = [  # written from paddlenlp.prompt's docs and tests; every one was refused before
+    "这条新闻标题的主题是",
+    "{'text': 'text_a'}{'hard': '这句话的情感是'}{'mask'}",
+    "{'soft': '请判断这句话的主题', 'length': 10}{'text': 'text_a'}{'mask'}",
+    "{'soft': None, 'length': 2, 'soft_id': 1}{'text': 'text_a'}{'soft_id': 1}{'mask'}",
+    "{'text': 'text_a'}{'sep'}{'text': 'text_b', 'token_type': 1}{'mask'}",
+    "{'text': 'sentence'}这句话的主题是{'mask'}",
+    "{'text': 'text_a', 'position': 0}{'hard': '主题', 'position': 0}{'mask'}",
+    "{'text': 'text_a', 'truncate': True}{'hard': '这条新闻的主题是', 'truncate': False}{'mask'}",
+    "{'text': 'text_a'} {'hard': '主题', 'add_space': True}{'mask'}",
+    "{'text': 'text_a'}{'sep': None, 'token_type': 1}{'text': 'text_b'}{'mask': None, 'length': 2}",
+]
+
+
+@pytest.mark.parametrize("template", PADDLENLP_TEMPLATES)
+def test_paddlenlp_templates_are_accepted(tiny_tokenizer, template):
+    row = Template(template, tiny_tokenizer, 32).encode("球赛", "雨")
+    assert row["masked_positions"] and len(row["input_ids"]) == len(row["position_ids"]) <= 32
+
+
+def test_prefix_tuning_trains_saves_and_exports(tiny_model_dir, separable_task, tmp_path):
+    train, test, words = separable_task
+    template = "{'prefix': '主题', 'length': 3, 'hidden_size': 16}{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}"
+    clf = PromptClassifier(tiny_model_dir, labels=words, template=template, max_seq_length=32, seed=0)
+    before = clf.model.prefix.embedding.numpy().copy()
+    texts = [e.text_a for e in test[:5]] + ["球赛" * 30]
+    untrained = clf.predict_proba(texts)
+    clf.fit(train[:16], max_steps=3, learning_rate=5e-3, seed=0, disable_tqdm=True, report_to=[], evaluation_strategy="no")
+    assert np.abs(clf.model.prefix.embedding.numpy() - before).max() > 0
+    probs = clf.predict_proba(texts)
+    assert np.abs(probs - untrained).max() > 1e-4
+    clf.save(tmp_path / "clf")
+    np.testing.assert_allclose(PromptClassifier.load(tmp_path / "clf").predict_proba(texts), probs, atol=1e-6, rtol=0)
+    predictor = OnnxPredictor(clf.export(tmp_path / "bundle"))
+    np.testing.assert_allclose(predictor.predict_proba(texts), probs, atol=1e-4, rtol=0)
+
+
+def test_prefix_changes_what_the_masks_read(tiny_model_dir, separable_task):
+    words = separable_task[2]
+    template = "{'prefix': None, 'length': 2}{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}"
+    clf = PromptClassifier(tiny_model_dir, labels=words, template=template, max_seq_length=32, seed=0)
+    clf.model.eval()
+    probs = clf.predict_proba(["球赛"])
+    clf.model.prefix.mlp[2].bias.set_value(clf.model.prefix.mlp[2].bias + 1.0)
+    assert np.abs(clf.predict_proba(["球赛"]) - probs).max() > 1e-4

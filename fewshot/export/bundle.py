@@ -133,7 +133,7 @@ def export_bundle(
     graph = InferenceGraph(model, task)
     vocab_rows = int(model.plm.get_input_embeddings().weight.shape[0])
     with atomic_directory(bundle_dir, "the bundle") as tmp:
-        save_static_graph(graph, tmp, template.num_masks)
+        save_static_graph(graph, tmp, template.num_masks, template.encoder.square_mask)
         tokenizer.save_pretrained(str(tmp))
         encoding = encoding_spec(template, tokenizer, vocab_rows)
         feed = bundle_feed(tmp, encoding, examples)

@@ -58,6 +58,7 @@ def build_manifest(
     """Everything a runtime needs besides the graph and the vocabulary; ``info`` adds provenance
     (``fewshot_version``, ``base_model``, ``verbalizer``); ``long_text`` the window strategy."""
     masks = sum(len(part["ids"]) for part in encoding["parts"] if part["kind"] == "mask")
+    square = any("omask_id" in part for part in encoding["parts"])
     windows = {"long_text": long_text.config()} if long_text else {}
     return {
         "format_version": BUNDLE_FORMAT_VERSION if long_text else PLAIN_FORMAT_VERSION,
@@ -78,8 +79,10 @@ def build_manifest(
             {"name": "position_ids", "dtype": "int64", "shape": ["batch", "sequence"],
              "build": "0 for [CLS], then counting on from 1 (a part's 'position' restarts the count); the final "
                       "[SEP] continues (encoding.style 'paddlenlp': 0); padding 0"},
-            {"name": "attention_mask", "dtype": "int64", "shape": ["batch", "sequence"],
-             "build": "1 for tokens, 0 for padding"},
+            {"name": "attention_mask", "dtype": "int64",
+             "shape": ["batch", "sequence", "sequence"] if square else ["batch", "sequence"],
+             "build": ("row i: 1 where token i may attend (answer options see only themselves), 0 for padding"
+                       if square else "1 for tokens, 0 for padding")},
             {"name": "masked_positions", "dtype": "int64", "shape": ["batch", masks],
              "build": "indices in input_ids of the tokens of the 'mask' parts"},
         ],
