@@ -104,3 +104,16 @@ def test_not_a_checkpoint_and_missing_base_model_are_one_line_errors(checkpoint,
     assert "no model_state.pdparams; not a checkpoint written by PaddleNLP's PromptTrainer" in capsys.readouterr().err
     assert import_main(["--paddlenlp", str(checkpoint[0]), "--output", str(tmp_path / "o"), "--trust-pickle"]) == 2
     assert "give the base model it was trained from (--model" in capsys.readouterr().err
+
+
+def test_template_config_given_as_the_template_is_read_as_one(tmp_path):
+    from fewshot.cli.train import build_parser, template_from_args
+
+    path = tmp_path / "template_config.json"
+    path.write_text('[{"text": "text_a"}, {"hard": "主题是"}, {"soft": ["[UNK]", "[UNK]"]}, {"mask": null}]\n'
+                    '{"class": "SoftTemplate"}\n', encoding="utf-8")
+    args = build_parser().parse_args(["--train", "t", "--labels", "l", "--model", "m", "--output", "o",
+                                      "--template", str(path)])
+    assert template_from_args(args) == "{'text': 'text_a'}{'hard': '主题是'}{'soft': None, 'length': 2}{'mask': None}"
+    args.template = "这条新闻的主题是"
+    assert template_from_args(args) == "这条新闻的主题是"

@@ -61,6 +61,18 @@ def read_checkpoint(directory: Union[str, Path]) -> PaddleNLPCheckpoint:
     return PaddleNLPCheckpoint(directory, template, template_class, label_words)
 
 
+def template_argument(value: str) -> str:
+    """A template given on a command line: the text itself, or the template in PaddleNLP's
+    ``template_config.json`` when ``value`` names such a file (not read as a prompt text).
+
+    ``"这条新闻的主题是"`` → itself; ``"ckpt/template_config.json"`` → ``"{'text': 'text_a'}...{'mask': None}"``.
+    """
+    path = Path(value)
+    if value.endswith(".json") and path.is_file():
+        return read_template_config(path)[0]
+    return value
+
+
 def read_template_config(path: Path) -> tuple:
     """``(template text, template class)`` from PaddleNLP's ``template_config.json``."""
     try:
