@@ -57,7 +57,8 @@ def test_multi_label_with_paddlenlp_verbalizer_exports(tiny_model_dir, tmp_path)
 
 
 def test_zeroshot_refuses_a_kind_that_needs_training(tiny_model_dir):
-    with pytest.raises(ValueError, match="needs verbalizer='manual' or another kind that predicts untrained \\(manual, paddlenlp, maskedlm\\); a soft"):
+    message = "needs verbalizer='manual' or another kind that predicts untrained \\(manual, paddlenlp, maskedlm\\); a soft"
+    with pytest.raises(ValueError, match=message):
         PromptClassifier(tiny_model_dir, labels=WORDS, template=ONE_MASK, verbalizer="soft", method="zeroshot")
 
 
