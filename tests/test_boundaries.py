@@ -12,7 +12,7 @@ PADDLE_FREE = ("errors", "numbers", "cpu_env", "atomic", "documents", "inference
 """Modules and subpackages a deployment image imports: they must not need Paddle or PaddleNLP."""
 FORBIDDEN = ("paddle", "paddlenlp", "paddle2onnx")
 LAYERS = ["errors", "numbers", "cpu_env", "atomic", "documents", "data", "tasks", "template", "runtime", "inference", "integrations", "analysis", "prompt",
-          "training", "export", "classifier", "baselines", "unlabeled", "pretraining", "comparison", "testing", "cli"]
+          "training", "export", "importing", "classifier", "baselines", "unlabeled", "pretraining", "comparison", "testing", "cli"]
 """The flow, bottom to top: a module may import its own layer and the ones before it, never one after."""
 
 
