@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import typing
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 
 def _base_type(annotation: Any) -> Any:
@@ -30,33 +30,34 @@ def _item_type(annotation: Any) -> Any:
 
 
 def add_dataclass_options(
-    parser: argparse.ArgumentParser, cls: type, names: Sequence[str], flags: Optional[Mapping[str, str]] = None,
-    defaults: Optional[Mapping[str, Any]] = None,
+    parser: argparse.ArgumentParser, cls: type, names: Sequence[str],
+    flags: Optional[Mapping[str, Union[str, Sequence[str]]]] = None, defaults: Optional[Mapping[str, Any]] = None,
 ) -> None:
-    """Add ``--field-name`` for each of ``names`` (or the flag ``flags`` gives), destination the field
-    name, type, default and help from ``cls``'s field. Booleans that default to False become
+    """Add ``--field-name`` for each of ``names`` (or the flag, or several spellings of it, that ``flags``
+    gives), destination the field name, type, default and help from ``cls``'s field. Booleans that default to False become
     ``store_true`` switches; a list field is an option given once per item (``--pattern A --pattern B``),
     its default the field's when not given. ``defaults`` overrides a field's default for this command only."""
     hints = typing.get_type_hints(cls)
     by_name = {f.name: f for f in dataclasses.fields(cls)}
     for name in names:
         f = by_name[name]
-        flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
+        spelled = (flags or {}).get(name, "--" + name.replace("_", "-"))
+        flag = (spelled,) if isinstance(spelled, str) else tuple(spelled)
         default = (defaults or {}).get(name, _default(f))
         help_text = f.metadata.get("help", "")
         kind = _base_type(hints[name])
         item = _item_type(kind)
         if item is not None:
             shown = f" (default {default})" if default else ""
-            parser.add_argument(flag, dest=name, type=item, action=_ListOption, default=default,
+            parser.add_argument(*flag, dest=name, type=item, action=_ListOption, default=default,
                                 help=help_text + " (repeat for several)" + shown)
         elif kind is bool and default is False:
-            parser.add_argument(flag, dest=name, action="store_true", help=help_text)
+            parser.add_argument(*flag, dest=name, action="store_true", help=help_text)
         elif kind is bool:
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            parser.add_argument(*flag, dest=name, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         else:
             shown = f" (default {default})" if default is not None else ""
-            parser.add_argument(flag, dest=name, type=kind, default=default, help=help_text + shown)
+            parser.add_argument(*flag, dest=name, type=kind, default=default, help=help_text + shown)
 
 
 class _ListOption(argparse.Action):
@@ -75,6 +76,19 @@ def _default(f: "dataclasses.Field[Any]") -> Any:
     if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
         return f.default_factory()  # type: ignore[misc]
     return None
+
+
+def with_underscore_spellings(names: Sequence[str], flags: Mapping[str, str]) -> Dict[str, Sequence[str]]:
+    """Each option's flag plus PaddleNLP's spelling of it (``--field_name``), for ``add_dataclass_options``.
+
+    >>> with_underscore_spellings(["max_steps", "use_rdrop"], {"use_rdrop": "--rdrop"})
+    {'max_steps': ('--max-steps', '--max_steps'), 'use_rdrop': ('--rdrop', '--use_rdrop')}
+    """
+    spellings: Dict[str, Sequence[str]] = {}
+    for name in names:
+        flag = flags.get(name, "--" + name.replace("_", "-"))
+        spellings[name] = (flag,) if flag == "--" + name else (flag, "--" + name)
+    return spellings
 
 
 def dataclass_values(args: argparse.Namespace, names: Sequence[str]) -> Dict[str, Any]:

@@ -22,7 +22,7 @@ import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..classifier import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_TEMPLATE, METHODS, PromptClassifier
-from ..data import DEFAULT_JSON_FIELDS, Example, format_fields, is_json_lines, parse_fields, read_examples
+from ..data import DEFAULT_JSON_FIELDS, Example, TaskFolder, format_fields, is_json_lines, parse_fields, read_examples
 from ..prompt.verbalizers import VERBALIZERS
 from ..prompt.label_search import LabelWordSearch
 from ..tasks import DEFAULT_LABEL_DELIMITER, DEFAULT_PATH_DELIMITER, Task, build_task, resolve_label_words
@@ -35,23 +35,26 @@ from ..unlabeled import DistillationConfig, distill
 from ..unlabeled.config import OPTIONS as DISTILLATION_OPTIONS
 from ..unlabeled.distill import MODEL_DIR
 from .common import run
-from .options import add_dataclass_options, dataclass_values
+from .options import add_dataclass_options, dataclass_values, with_underscore_spellings
 
 TRAINING_OPTIONS = (
     "max_steps", "num_train_epochs", "per_device_train_batch_size", "learning_rate", "ppt_learning_rate",
     "freeze_plm", "use_rdrop", "alpha_rdrop", "use_rgl", "alpha_rgl", "logging_steps", "seed",
+    "per_device_eval_batch_size",
 )
 FLAGS = {"num_train_epochs": "--epochs", "per_device_train_batch_size": "--batch-size", "use_rdrop": "--rdrop",
-         "use_rgl": "--rgl"}
+         "use_rgl": "--rgl", "per_device_eval_batch_size": "--eval-batch-size"}
 DISTILLATION_FLAGS = {"patterns": "--pattern"}
 
 
 def add_classifier_options(p: argparse.ArgumentParser, required: bool = True) -> None:
     """``--labels``, ``--model``, the template, verbalizer, method and task options of a new classifier."""
     p.add_argument("--labels", required=required, help="label file: one label per line or label==word lines")
-    p.add_argument("--model", required=required, help="PaddleNLP model name (ernie-3.0-base-zh) or local directory")
-    p.add_argument("--template", default=DEFAULT_TEMPLATE, help=f"prompt template (default {DEFAULT_TEMPLATE})")
-    p.add_argument("--soft-encoder", choices=ENCODERS, default=None,
+    p.add_argument("--model", "--model_name_or_path", dest="model", required=required,
+                   help="PaddleNLP model name (ernie-3.0-base-zh) or local directory")
+    p.add_argument("--template", "--prompt", dest="template", default=DEFAULT_TEMPLATE,
+                   help=f"prompt template (default {DEFAULT_TEMPLATE})")
+    p.add_argument("--soft-encoder", "--soft_encoder", dest="soft_encoder", choices=ENCODERS, default=None,
                    help="encoder for the template's soft tokens that name none")
     p.add_argument("--verbalizer", choices=list(VERBALIZERS), default="manual")
     p.add_argument("--method", choices=METHODS, default=METHODS[0],
@@ -68,7 +71,8 @@ def add_classifier_options(p: argparse.ArgumentParser, required: bool = True) ->
                    help=f"between a multi-label row's labels (default {DEFAULT_LABEL_DELIMITER})")
     p.add_argument("--path-delimiter", default=DEFAULT_PATH_DELIMITER,
                    help=f"between the levels of a hierarchical label (default {DEFAULT_PATH_DELIMITER})")
-    p.add_argument("--max-seq-length", type=int, default=DEFAULT_MAX_SEQ_LENGTH)
+    p.add_argument("--max-seq-length", "--max_seq_length", dest="max_seq_length", type=int,
+                   default=DEFAULT_MAX_SEQ_LENGTH)
     p.add_argument("--long-text", nargs="?", const=DEFAULT_POOLING, choices=POOLINGS, default=None,
                    help="classify texts longer than the template's room by overlapping windows whose probabilities "
                         f"are pooled (default pooling {DEFAULT_POOLING}); training gives every window the text's label")
@@ -87,7 +91,7 @@ def add_fields_option(p: argparse.ArgumentParser) -> None:
 def add_training_options(p: argparse.ArgumentParser) -> None:
     """The training options (``--max-steps``, ``--learning-rate`` …), generated from ``PromptTrainingArguments``."""
     p.add_argument("--verbose", action="store_true", help="PaddleNLP's full log, every training argument included")
-    add_dataclass_options(p, PromptTrainingArguments, TRAINING_OPTIONS, FLAGS)
+    add_dataclass_options(p, PromptTrainingArguments, TRAINING_OPTIONS, with_underscore_spellings(TRAINING_OPTIONS, FLAGS))
 
 
 def fit_options(args: argparse.Namespace) -> Dict[str, Any]:
@@ -125,12 +129,26 @@ def long_text_from_args(args: argparse.Namespace) -> Optional[LongText]:
     return LongText(args.long_text, args.window_overlap) if args.long_text else None
 
 
+def use_data_dir(args: argparse.Namespace) -> None:
+    """Fill ``--train``, ``--dev`` and ``--labels`` not given from the ``--data-dir`` folder
+    (``dev.txt`` only when present)."""
+    folder = TaskFolder.open(args.data_dir)
+    args.train = args.train or str(folder.path("train"))
+    args.labels = args.labels or str(folder.path("labels"))
+    if args.dev is None and folder.has("dev"):
+        args.dev = str(folder.path("dev"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fewshot-train", description="Train a prompt classifier on a few labelled examples.")
-    p.add_argument("--train", required=True, help="training data: text<TAB>label file or JSON lines")
+    p.add_argument("--train", help="training data: text<TAB>label file or JSON lines")
     p.add_argument("--dev", help="evaluation data, same formats")
-    p.add_argument("--output", required=True, help="directory for the trained classifier and metrics.json")
-    add_classifier_options(p)
+    p.add_argument("--data-dir", "--data_dir", dest="data_dir",
+                   help="PaddleNLP data folder: its train.txt, dev.txt (when present) and label.txt stand for "
+                        "--train, --dev and --labels not given")
+    p.add_argument("--output", "--output_dir", dest="output", required=True,
+                   help="directory for the trained classifier and metrics.json")
+    add_classifier_options(p, required=False)
     p.add_argument("--tune-thresholds", action="store_true",
                    help="multi-label/hierarchical: tune one decision threshold per label on --dev")
     p.add_argument("--fit-temperature", action="store_true",
@@ -148,6 +166,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     ``paddle.distributed.launch`` with several processes the process ends here: ``end_process``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    for flag, value in (("--train", args.train), ("--labels", args.labels)):
+        if value is None and not args.data_dir:
+            parser.error(f"the following arguments are required: {flag} (or --data-dir)")
+    if not args.model:
+        parser.error("the following arguments are required: --model")
     if args.calibrate and args.method != "zeroshot":
         parser.error(f"--calibrate applies to --method zeroshot only, not --method {args.method}")
     if args.tune_thresholds and not (args.dev and (args.multi_label or args.hierarchical)):
@@ -169,6 +192,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     quiet_paddlenlp(args.verbose)  # before the model loads: PaddleNLP logs every file it reads
+    if args.data_dir:
+        use_data_dir(args)
     label_words, task = task_from_args(args)
     train = read_rows(args.train, task, args)
     dev = read_rows(args.dev, task, args) if args.dev else None
