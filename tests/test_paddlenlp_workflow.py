@@ -192,3 +192,28 @@ def test_write_predictions_matches_the_train_txt_layout(tmp_path):
     assert read_tsv(tmp_path / "p.txt") == [Example("球赛", label="sports"), Example("下雨", label="weather")]
     write_predictions(tmp_path / "pairs.txt", [Example("股价", "钱")], ["finance"])
     assert (tmp_path / "pairs.txt").read_text(encoding="utf-8") == "股价\t钱\tfinance\n"
+
+
+def test_train_py_under_paddle_distributed_launch_trains_one_model_and_exports_it(
+        tiny_model_dir, separable_task, tmp_path):
+    import os
+    import subprocess
+
+    train, test, words = separable_task
+    data = write_paddlenlp_folder(tmp_path / "data", train, test, words)
+    out = tmp_path / "checkpoints"
+    command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--host", "127.0.0.1",
+               "--log_dir", str(tmp_path / "logs"), str(ROOT / "examples" / "tnews" / "train.py"),
+               "--data_dir", str(data), "--output_dir", str(out), "--prompt", PROMPT,
+               "--model_name_or_path", tiny_model_dir, "--max_seq_length", "32", "--learning_rate", "1e-3",
+               "--do_train", "--do_eval", "--max_steps", "6", "--per_device_train_batch_size", "8",
+               "--do_predict", "--do_export"]
+    done = subprocess.run(command, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True, timeout=240)
+    logs = "".join((tmp_path / "logs" / f"workerlog.{r}").read_text(errors="replace")[-1500:] for r in (0, 1))
+    assert done.returncode == 0, done.stderr[-1500:] + logs
+    results = json.loads((out / "all_results.json").read_text(encoding="utf-8"))
+    assert results["train_steps"] == 6 and results["predictions"] == 9
+    assert (out / "export" / "model.json").is_file()
+    clf = PromptClassifier.load(out)
+    assert clf.evaluate(test)["accuracy"] == pytest.approx(results["test_accuracy"])
