@@ -45,8 +45,11 @@ def test_braces_inside_quoted_strings_are_text():
         ("{'text': 'text_a'}{'mask', 'soft'}", r"exactly one of text, hard, soft, mask, sep"),
         ("{'text': 'text_a'}{'soft': None, 'encoder': 'gru'}", r"encoder must be one of none, lstm, mlp, got 'gru'"),
         ("{'text': 'text_a'}{'mask': None, 'length': 0}", r"'length' must be a positive integer, got 0"),
-        ("{'text': 'text_a'}{'soft': '初始', 'length': 2}", r"either initialising text or 'length'"),
-        ("这条新闻的主题是{'mask'}", r"has no text slot"),
+        ("{'text': 'text_a'}{'mask': None, 'token_type': 2}", r"'token_type' must be 0 or 1, got 2"),
+        ("{'text': 'text_a'}{'mask': None, 'position': -1}", r"'position' must be a non-negative integer, got -1"),
+        ("{'text': 'text_a'}{'mask': None, 'truncate': True}", r"only text and hard parts can be truncated, not 'mask'"),
+        ("{'text': 'text_a'}{'soft': None, 'soft_id': 'a'}", r"'soft_id' must be an integer, got 'a'"),
+        ("{'text': 'text_a'}{'mask': None, 'prefix_len': 2}", r"unknown option\(s\) prefix_len for 'mask'"),
         ("{'text': 'text_a'}{[1, 2]}", r"cannot parse part|is not a \{key: value\} part"),
         ("", r"empty template"),
     ],
@@ -54,6 +57,25 @@ def test_braces_inside_quoted_strings_are_text():
 def test_malformed_template_error_quotes_the_part(template, message):
     with pytest.raises(TemplateError, match=message):
         parse_template(template)
+
+
+@pytest.mark.parametrize(
+    "short, full",
+    [
+        ("这条新闻标题的主题是", "{'text': 'text_a'}这条新闻标题的主题是{'mask'}"),
+        ("这条新闻的主题是{'mask'}{'mask'}", "{'text': 'text_a'}这条新闻的主题是{'mask'}{'mask'}"),
+        ("{'soft'}主题是", "{'text': 'text_a'}{'soft'}主题是{'mask'}"),
+    ],
+)
+def test_short_form_implies_text_a_first_and_a_final_mask(short, full):
+    assert parse_template(short) == parse_template(full)
+
+
+def test_short_form_encodes_like_the_full_template(tiny_tokenizer):
+    short = Template("这条新闻的主题是", tiny_tokenizer, 32).encode("球赛")
+    assert short == Template("{'text': 'text_a'}这条新闻的主题是{'mask'}", tiny_tokenizer, 32).encode("球赛")
+    assert tiny_tokenizer.convert_ids_to_tokens(short["input_ids"])[:4] == ["[CLS]", "球", "赛", "这"]
+    assert short["masked_positions"] == [11]
 
 
 def test_template_string_is_never_executed(tmp_path):

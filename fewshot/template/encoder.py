@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import DataError, FewshotError, TemplateError
 from .parse import TEXT_SLOTS
+from .style import FEWSHOT, EncodingStyle
 from .windows import LongText, window_starts
 
 Tokenize = Callable[[Sequence[str]], List[List[int]]]
@@ -38,13 +39,18 @@ Row = Dict[str, List[int]]
 ROW_KEYS = ("input_ids", "token_type_ids", "position_ids", "attention_mask", "soft_token_ids")
 FIXED_KINDS = ("hard", "soft", "mask", "sep")
 SPEC_KEYS = ("cls_token_id", "sep_token_id", "pad_token_id", "max_seq_length", "parts")
+PART_OPTIONS = ("token_type", "position")
 
 
 class TemplateEncoder:
     """Assembles model inputs from encoded template parts and a batch tokenizer.
 
     ``parts`` are ``{"kind": "text", "slot": "text_a", "truncate": True}`` or
-    ``{"kind": "hard"|"soft"|"mask"|"sep", "ids": [...]}``, in template order.
+    ``{"kind": "hard"|"soft"|"mask"|"sep", "ids": [...]}``, in template order. Any part may also
+    hold ``token_type`` (0/1, for it and the parts after it), ``position`` (its first position id,
+    the parts after it continuing from there); a text part ``add_space`` (a space before the text
+    when tokenizing); a hard part ``truncate: true`` (it may lose tokens like a text slot); a soft
+    part ``soft_ids`` (its soft tokens' 1-based numbers; parts sharing soft tokens repeat them).
     """
 
     def __init__(
@@ -55,8 +61,10 @@ class TemplateEncoder:
         pad_token_id: int,
         max_seq_length: int,
         tokenize: Tokenize,
+        style: EncodingStyle = FEWSHOT,
     ):
         self.parts: List[Dict[str, Any]] = [dict(part) for part in parts]
+        self.style = style
         self.cls_token_id = int(cls_token_id)
         self.sep_token_id = int(sep_token_id)
         self.pad_token_id = int(pad_token_id)
@@ -65,8 +73,15 @@ class TemplateEncoder:
         self.slots = [part["slot"] for part in self.parts if part["kind"] == "text"]
         self.needs_text_b = "text_b" in self.slots
         self.num_masks = sum(len(part["ids"]) for part in self.parts if part["kind"] == "mask")
-        self.num_soft_tokens = sum(len(part["ids"]) for part in self.parts if part["kind"] == "soft")
-        self.fixed_length = 2 + sum(len(part["ids"]) for part in self.parts if part["kind"] != "text")
+        next_soft = 1
+        for part in self.parts:
+            if part["kind"] == "soft" and "soft_ids" not in part:
+                part["soft_ids"] = list(range(next_soft, next_soft + len(part["ids"])))
+            next_soft = max([next_soft - 1, *part.get("soft_ids", [])]) + 1
+        self.num_soft_tokens = next_soft - 1
+        self.variable = [i for i, part in enumerate(self.parts) if part["kind"] == "text" or part.get("truncate")]
+        self.fixed_length = 2 + sum(len(part["ids"]) for i, part in enumerate(self.parts) if i not in self.variable)
+        self.spaced = {part["slot"] for part in self.parts if part["kind"] == "text" and part.get("add_space")}
         self.text_budget = self.max_seq_length - self.fixed_length
         if self.text_budget < len(self.slots):
             raise TemplateError(
@@ -96,9 +111,10 @@ class TemplateEncoder:
         for key in SPEC_KEYS[:4]:
             if not _is_id(spec[key]):
                 raise error(f"{where}: {key} must be a non-negative integer, got {spec[key]!r}")
+        style = EncodingStyle.named(spec.get("style", FEWSHOT.name), where=where, error=error)
         try:
             return cls(parts, spec["cls_token_id"], spec["sep_token_id"], spec["pad_token_id"],
-                       spec["max_seq_length"], tokenize)
+                       spec["max_seq_length"], tokenize, style=style)
         except TemplateError as exc:
             raise error(f"{where}: {exc}") from None
 
@@ -109,6 +125,7 @@ class TemplateEncoder:
             "sep_token_id": self.sep_token_id,
             "pad_token_id": self.pad_token_id,
             "max_seq_length": self.max_seq_length,
+            "style": self.style.name,
             "parts": [dict(part) for part in self.parts],
         }
 
@@ -168,6 +185,9 @@ class TemplateEncoder:
         if len(parts) != 1 or not parts[0].get("truncate", True):
             raise TemplateError("long_text: the template must have exactly one {'text': 'text_a'} slot, "
                                 "not marked 'truncate': False (its windows are what long_text classifies)")
+        if any(part["kind"] != "text" and part.get("truncate") for part in self.parts):
+            raise TemplateError("long_text: the template's prompt text must not be marked 'truncate': True "
+                                "(windows are cut from text_a only)")
 
     def windows(self, slot_ids: Mapping[str, Sequence[int]], long_text: LongText) -> List[Row]:
         """One row when the text fits; else one row per window of ``text_a``'s tokens.
@@ -181,7 +201,7 @@ class TemplateEncoder:
         if len(a_ids) + sum(map(len, others.values())) <= self.text_budget:
             return [self.assemble(slot_ids)]
         size = self.text_budget - min(sum(map(len, others.values())), self.text_budget // 2)
-        self._truncate(others, self.text_budget - size)
+        self._fit(others, self.text_budget - size)
         fixed = {self.parts[i]["slot"]: ids for i, ids in others.items()}
         overlap = long_text.overlap_for(size)
         return [self.assemble({**fixed, "text_a": a_ids[start : start + size]})
@@ -189,69 +209,71 @@ class TemplateEncoder:
 
     def _tokenize_slots(self, examples: Sequence[Tuple[str, Optional[str]]]) -> Dict[str, List[List[int]]]:
         """Token ids of every slot the template uses, one batch per slot."""
-        ids = {"text_a": self.tokenize([a for a, _ in examples])}
+        ids = {"text_a": self._tokenize_slot("text_a", [a for a, _ in examples])}
         if self.needs_text_b:
             missing = next((i for i, (_, b) in enumerate(examples) if b is None), None)
             if missing is not None:
                 raise TemplateError("template: slot 'text_b' is used but the example has no text_b")
-            ids["text_b"] = self.tokenize([b for _, b in examples])
+            ids["text_b"] = self._tokenize_slot("text_b", [b for _, b in examples])
         return ids
 
+    def _tokenize_slot(self, slot: str, texts: List[str]) -> List[List[int]]:
+        """Token ids of one slot's texts (after a space when a part of the slot says ``add_space``)."""
+        return self.tokenize([" " + text for text in texts] if slot in self.spaced else texts)
+
     def assemble(self, slot_ids: Mapping[str, Sequence[int]]) -> Row:
-        """One row from the token ids of its text slots (truncated here)."""
-        texts = {i: list(slot_ids[part["slot"]]) for i, part in enumerate(self.parts) if part["kind"] == "text"}
-        self._truncate(texts, self.text_budget)
+        """One row from the token ids of its text slots (truncated here, as the style says)."""
+        pieces = {i: list(slot_ids[self.parts[i]["slot"]]) if self.parts[i]["kind"] == "text" else list(self.parts[i]["ids"])
+                  for i in self.variable}
+        self._fit(pieces, self.text_budget)
         input_ids = [self.cls_token_id]
         token_type_ids = [0]
+        position_ids = [0]
         soft_token_ids = [0]
         masked_positions: List[int] = []
         token_type = 0
-        next_soft = 1
+        position = 1
         for i, part in enumerate(self.parts):
             kind = part["kind"]
-            ids = texts[i] if kind == "text" else part["ids"]
+            ids = pieces[i] if i in pieces else part["ids"]
+            token_type = part.get("token_type", token_type)
+            position = part.get("position", position)
             if kind == "mask":
                 masked_positions.extend(range(len(input_ids), len(input_ids) + len(ids)))
-            if kind == "soft":
-                soft_token_ids.extend(range(next_soft, next_soft + len(ids)))
-                next_soft += len(ids)
-            else:
-                soft_token_ids.extend([0] * len(ids))
+            soft_token_ids.extend(part["soft_ids"] if kind == "soft" else [0] * len(ids))
             input_ids.extend(ids)
             token_type_ids.extend([token_type] * len(ids))
-            if kind == "sep":
-                token_type = 1
+            position_ids.extend(range(position, position + len(ids)))
+            position += len(ids)
+            if kind == "sep" and "token_type" not in part:
+                token_type = self.style.token_type_after_sep(token_type)
+        final_type, final_position = self.style.final_sep(token_type, position)
         input_ids.append(self.sep_token_id)
-        token_type_ids.append(token_type)
+        token_type_ids.append(final_type)
+        position_ids.append(final_position)
         soft_token_ids.append(0)
-        n = len(input_ids)
         return {
             "input_ids": input_ids,
             "token_type_ids": token_type_ids,
-            "position_ids": list(range(n)),
-            "attention_mask": [1] * n,
+            "position_ids": position_ids,
+            "attention_mask": [1] * len(input_ids),
             "soft_token_ids": soft_token_ids,
             "masked_positions": masked_positions,
         }
 
-    def _truncate(self, texts: Dict[int, List[int]], budget: int) -> None:
-        """Longest-first truncation to ``budget`` tokens in runs: while the longest truncatable slot is
-        longer than every other, it alone loses tokens, so it loses up to the difference at once; ties
-        lose one token each, earliest slot first — the same result as removing one token at a time."""
-        excess = sum(len(ids) for ids in texts.values()) - budget
-        while excess > 0:
-            candidates = [i for i in texts if self.parts[i].get("truncate", True) and len(texts[i]) > 1]
-            if not candidates:
-                raise DataError(
-                    f"text does not fit max_seq_length={self.max_seq_length} and the remaining text slots "
-                    "are marked 'truncate': False"
-                )
-            longest = max(candidates, key=lambda i: len(texts[i]))
-            others = [len(texts[i]) for i in candidates if i != longest]
-            floor = max(others + [1])
-            step = min(excess, max(len(texts[longest]) - floor, 1))
-            del texts[longest][-step:]
-            excess -= step
+    def _fit(self, pieces: Dict[int, List[int]], budget: int) -> None:
+        """Shorten the parts ``pieces`` (index → ids) in place to ``budget`` tokens in all, as the style cuts."""
+        order = list(pieces)
+        truncatable = [self.parts[i].get("truncate", True) for i in order]
+        try:
+            lengths = self.style.fit_lengths([len(pieces[i]) for i in order], truncatable, budget)
+        except DataError:
+            raise DataError(
+                f"text does not fit max_seq_length={self.max_seq_length} and the remaining text slots "
+                "are marked 'truncate': False"
+            ) from None
+        for i, length in zip(order, lengths):
+            del pieces[i][length:]
 
     def pad(self, rows: Sequence[Row]) -> Dict[str, np.ndarray]:
         """Stack rows into int64 arrays padded only to the batch's longest row (padding: pad id, 0s)."""
@@ -281,14 +303,23 @@ def _part_problem(part: Any) -> str:
     """What is wrong with one encoded part, or ``""``."""
     if not isinstance(part, Mapping):
         return "is not an object"
+    for key in PART_OPTIONS:
+        if key in part and not _is_id(part[key]):
+            return f"has a {key!r} that is not a non-negative integer"
+    if not isinstance(part.get("truncate", True), bool):
+        return "has a 'truncate' that is not true/false"
     kind = part.get("kind")
     if kind == "text":
         if part.get("slot") not in TEXT_SLOTS:
             return f"has slot {part.get('slot')!r}, not one of {', '.join(TEXT_SLOTS)}"
-        return "" if isinstance(part.get("truncate", True), bool) else "has a 'truncate' that is not true/false"
+        return "" if isinstance(part.get("add_space", False), bool) else "has an 'add_space' that is not true/false"
     if kind not in FIXED_KINDS:
         return f"has kind {kind!r}, not one of text, {', '.join(FIXED_KINDS)}"
     ids = part.get("ids")
     if not isinstance(ids, list) or not ids or not all(_is_id(i) for i in ids):
         return "needs 'ids', a non-empty list of non-negative integers"
+    if kind == "soft" and "soft_ids" in part:
+        soft_ids = part["soft_ids"]
+        if not isinstance(soft_ids, list) or len(soft_ids) != len(ids) or not all(_is_id(i) and i > 0 for i in soft_ids):
+            return "has 'soft_ids' that are not one positive integer per id"
     return ""

@@ -17,13 +17,18 @@ from typing import Any, Dict, List, Optional
 from ..errors import TemplateError
 
 KINDS = ("text", "hard", "soft", "mask", "sep")
+COMMON_OPTIONS = {"token_type", "position", "add_space", "truncate"}
 OPTIONS = {
-    "text": {"truncate"},
-    "hard": set(),
-    "soft": {"length", "encoder", "hidden_size"},
-    "mask": {"length"},
-    "sep": set(),
+    "text": COMMON_OPTIONS,
+    "hard": COMMON_OPTIONS | {"length"},
+    "soft": COMMON_OPTIONS | {"length", "encoder", "hidden_size", "soft_id"},
+    "mask": COMMON_OPTIONS | {"length"},
+    "sep": COMMON_OPTIONS,
 }
+"""Options each part kind takes, as in ``paddlenlp.prompt`` (``length`` on hard text is accepted and
+ignored, as PaddleNLP does)."""
+CUTTABLE_KINDS = ("text", "hard")
+"""Kinds that ``'truncate': True`` may shorten (a cut mask or soft token would change the model's inputs)."""
 ENCODERS = ("none", "lstm", "mlp")
 TEXT_SLOTS = ("text_a", "text_b")
 
@@ -34,7 +39,11 @@ class Part:
 
     ``kind`` is one of text/hard/soft/mask/sep; ``value`` is the slot name (text), the literal
     text (hard) or the initialising text of soft tokens (None for random initialisation);
-    ``length`` is the number of soft tokens or mask slots.
+    ``length`` is the number of soft tokens (at least the initialising text's) or mask slots.
+    ``token_type`` and ``position`` (None: unchanged) set the token type and first position of
+    this part and those after it; ``add_space`` prefixes a space before tokenizing; ``truncate``
+    (None: the kind's default, true for text only) lets the part lose tokens to fit;
+    ``soft_id`` names soft tokens that a later part with the same ``soft_id`` reuses.
     """
 
     kind: str
@@ -42,7 +51,17 @@ class Part:
     length: int = 1
     encoder: str = "none"
     hidden_size: Optional[int] = None
-    truncate: bool = True
+    truncate: Optional[bool] = None
+    token_type: Optional[int] = None
+    position: Optional[int] = None
+    add_space: bool = False
+    soft_id: Optional[int] = None
+
+    @property
+    def cuttable(self) -> bool:
+        """Whether the encoder may shorten this part: text unless ``'truncate': False``, hard text if
+        ``'truncate': True``."""
+        return self.truncate is True or (self.kind == "text" and self.truncate is None)
 
 
 def _find_closing_brace(text: str, start: int) -> int:
@@ -83,7 +102,7 @@ def _part_from_literal(chunk: str, position: int) -> Part:
         value = {k: None for k in value}
     if not isinstance(value, dict):
         raise TemplateError(f"template: part {chunk!r} at character {position} is not a {{key: value}} part")
-    kinds = [k for k in value if k in KINDS]
+    kinds = [k for k in value if k in KINDS] or (["soft"] if "soft_id" in value else [])
     if len(kinds) != 1:
         raise TemplateError(
             f"template: part {chunk!r} at character {position} must have exactly one of {', '.join(KINDS)}"
@@ -99,48 +118,71 @@ def _part_from_literal(chunk: str, position: int) -> Part:
     return _build_part(kind, value, chunk, position)
 
 
+def _common_options(value: Dict[str, Any], kind: str, where: str) -> Dict[str, Any]:
+    """``token_type``, ``position``, ``add_space`` and ``truncate``, checked."""
+    options: Dict[str, Any] = {}
+    if "token_type" in value:
+        if value["token_type"] not in (0, 1) or isinstance(value["token_type"], bool):
+            raise TemplateError(f"{where}: 'token_type' must be 0 or 1, got {value['token_type']!r}")
+        options["token_type"] = value["token_type"]
+    if "position" in value:
+        position = value["position"]
+        if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+            raise TemplateError(f"{where}: 'position' must be a non-negative integer, got {position!r}")
+        options["position"] = position
+    if "add_space" in value:
+        if value["add_space"] not in (True, False, " "):
+            raise TemplateError(f"{where}: 'add_space' must be True or False, got {value['add_space']!r}")
+        options["add_space"] = bool(value["add_space"])
+    if "truncate" in value:
+        if not isinstance(value["truncate"], bool):
+            raise TemplateError(f"{where}: 'truncate' must be True or False")
+        if value["truncate"] and kind not in CUTTABLE_KINDS:
+            raise TemplateError(f"{where}: only {' and '.join(CUTTABLE_KINDS)} parts can be truncated, not '{kind}'")
+        options["truncate"] = value["truncate"]
+    return options
+
+
 def _build_part(kind: str, value: Dict[str, Any], chunk: str, position: int) -> Part:
     where = f"template: part {chunk!r} at character {position}"
-    main = value[kind]
+    main = value.get(kind)
     length = value.get("length", 1)
     if not isinstance(length, int) or isinstance(length, bool) or length < 1:
         raise TemplateError(f"{where}: 'length' must be a positive integer, got {length!r}")
+    options = _common_options(value, kind, where)
     if kind == "text":
         if main not in TEXT_SLOTS:
             raise TemplateError(f"{where}: text slot must be one of {', '.join(TEXT_SLOTS)}, got {main!r}")
-        truncate = value.get("truncate", True)
-        if not isinstance(truncate, bool):
-            raise TemplateError(f"{where}: 'truncate' must be True or False")
-        return Part("text", main, truncate=truncate)
+        return Part("text", main, **options)
     if kind == "hard":
         if not isinstance(main, str) or not main.strip():
             raise TemplateError(f"{where}: 'hard' needs non-empty text")
-        return Part("hard", main)
+        return Part("hard", main, **options)
     if kind == "soft":
         if main is not None and (not isinstance(main, str) or not main.strip()):
             raise TemplateError(f"{where}: 'soft' takes initialising text or None")
-        if main is not None and "length" in value:
-            raise TemplateError(f"{where}: give either initialising text or 'length', not both")
         encoder = value.get("encoder") or "none"
         if encoder not in ENCODERS:
             raise TemplateError(f"{where}: encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}")
         hidden = value.get("hidden_size")
-        if hidden is not None and (not isinstance(hidden, int) or hidden < 1):
+        if hidden is not None and (not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 1):
             raise TemplateError(f"{where}: 'hidden_size' must be a positive integer, got {hidden!r}")
-        return Part("soft", main, length=length, encoder=encoder, hidden_size=hidden)
-    if kind == "mask":
-        if main is not None:
-            raise TemplateError(f"{where}: 'mask' takes no value")
-        return Part("mask", length=length)
+        soft_id = value.get("soft_id")
+        if soft_id is not None and (not isinstance(soft_id, int) or isinstance(soft_id, bool)):
+            raise TemplateError(f"{where}: 'soft_id' must be an integer, got {soft_id!r}")
+        return Part("soft", main, length=length, encoder=encoder, hidden_size=hidden, soft_id=soft_id, **options)
     if main is not None:
-        raise TemplateError(f"{where}: 'sep' takes no value")
-    return Part("sep")
+        raise TemplateError(f"{where}: '{kind}' takes no value")
+    if kind == "mask":
+        return Part("mask", length=length, **options)
+    return Part("sep", **options)
 
 
 def parse_template(text: str) -> List[Part]:
     """Parse a template string into parts; text outside ``{...}`` is hard text.
 
-    ``"{'text': 'text_a'}主题是{'mask'}"`` → ``[Part('text', 'text_a'), Part('hard', '主题是'), Part('mask')]``.
+    ``"{'text': 'text_a'}主题是{'mask'}"`` → ``[Part('text', 'text_a'), Part('hard', '主题是'), Part('mask')]``;
+    the short form ``"主题是"`` gives the same parts (see :func:`complete_short_form`).
     """
     if not isinstance(text, str) or not text.strip():
         raise TemplateError("template: empty template")
@@ -160,29 +202,46 @@ def parse_template(text: str) -> List[Part]:
         i = hard_start = end + 1
     if text[hard_start:].strip():
         parts.append(Part("hard", text[hard_start:]))
-    if not any(p.kind == "text" for p in parts):
-        raise TemplateError(f"template: {text!r} has no text slot such as {{'text': 'text_a'}}")
+    return complete_short_form(parts)
+
+
+def complete_short_form(parts: List[Part]) -> List[Part]:
+    """PaddleNLP's short form (``AutoTemplate.create_from``): a template without a text slot reads
+    ``text_a`` first, and one with neither a text slot nor a mask ends with one ``[MASK]``.
+
+    ``这条新闻标题的主题是`` → ``{'text': 'text_a'}这条新闻标题的主题是{'mask'}``.
+    """
+    if any(p.kind == "text" for p in parts):
+        return parts
+    parts = [Part("text", "text_a"), *parts]
+    if not any(p.kind == "mask" for p in parts):
+        parts.append(Part("mask"))
     return parts
 
 
 def format_part(part: Part) -> str:
-    """The template text of one part (inverse of parsing, up to spacing)."""
-    if part.kind == "hard":
+    """The template text of one part (inverse of parsing, up to spacing).
+
+    ``Part("mask", length=2)`` → ``"{'mask': None, 'length': 2}"``; ``Part("hard", "主题")`` → ``"主题"``.
+    """
+    options = {name: getattr(part, name) for name in ("token_type", "position", "truncate", "soft_id")
+               if getattr(part, name) is not None}
+    if part.add_space:
+        options["add_space"] = True
+    if part.kind == "soft":
+        if part.length > 1 or part.value is None:
+            options["length"] = part.length
+        if part.encoder != "none":
+            options["encoder"] = part.encoder
+        if part.hidden_size is not None:
+            options["hidden_size"] = part.hidden_size
+    elif part.kind == "mask" and part.length > 1:
+        options["length"] = part.length
+    if part.kind == "hard" and not options and "{" not in part.value and "}" not in part.value:
         return part.value
-    if part.kind == "text":
-        return repr({"text": part.value} if part.truncate else {"text": part.value, "truncate": False})
-    if part.kind == "sep":
-        return "{'sep'}"
-    if part.kind == "mask":
-        return "{'mask'}" if part.length == 1 else repr({"mask": None, "length": part.length})
-    spec = {"soft": part.value}
-    if part.value is None:
-        spec["length"] = part.length
-    if part.encoder != "none":
-        spec["encoder"] = part.encoder
-    if part.hidden_size is not None:
-        spec["hidden_size"] = part.hidden_size
-    return repr(spec)
+    if part.kind in ("mask", "sep") and not options:
+        return f"{{'{part.kind}'}}"
+    return repr({part.kind: part.value, **options})
 
 
 def set_soft_encoder(text: str, encoder: str) -> str:

@@ -17,7 +17,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import TemplateError
 from .encoder import Row, TemplateEncoder
-from .parse import Part, parse_template
+from .parse import Part, format_part, parse_template
+from .style import FEWSHOT, EncodingStyle
 
 
 @dataclass(frozen=True)
@@ -34,16 +35,22 @@ def token_ids(tokenizer: Any, text: str) -> List[int]:
 
 
 class Template:
-    """A template string, its parts and soft tokens, and the :class:`TemplateEncoder` built from them."""
+    """A template string, its parts and soft tokens, and the :class:`TemplateEncoder` built from them.
 
-    def __init__(self, text: str, tokenizer: Any, max_seq_length: int = 128):
+    ``style`` (:class:`~fewshot.template.style.EncodingStyle`, default ``FEWSHOT``) decides the few
+    deliberate differences from PaddleNLP's encoding; a model imported from PaddleNLP uses ``PADDLENLP``.
+    """
+
+    def __init__(self, text: str, tokenizer: Any, max_seq_length: int = 128, style: EncodingStyle = FEWSHOT):
         self.text = text
+        self.style = style
         self.parts: List[Part] = parse_template(text)
         self.soft_tokens: List[SoftToken] = []
+        self._shared_soft: Dict[int, Dict[str, Any]] = {}
         encoded = [self._encode_part(part, tokenizer) for part in self.parts]
         self.encoder = TemplateEncoder(
             encoded, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id, max_seq_length,
-            lambda texts: [token_ids(tokenizer, t) for t in texts],
+            lambda texts: [token_ids(tokenizer, t) for t in texts], style=style,
         )
 
     @property
@@ -64,23 +71,51 @@ class Template:
 
     def _encode_part(self, part: Part, tokenizer: Any) -> Dict[str, Any]:
         """The encoder's description of one part; soft parts also register their soft tokens."""
+        options: Dict[str, Any] = {name: getattr(part, name) for name in ("token_type", "position")
+                                   if getattr(part, name) is not None}
         if part.kind == "text":
-            return {"kind": "text", "slot": part.value, "truncate": part.truncate}
+            return {"kind": "text", "slot": part.value, "truncate": part.cuttable, **options,
+                    **({"add_space": True} if part.add_space else {})}
+        if part.cuttable:
+            options["truncate"] = True
+        space = " " if part.add_space else ""
         if part.kind == "hard":
-            ids = token_ids(tokenizer, part.value)
+            ids = token_ids(tokenizer, space + part.value)
             if not ids:
                 raise TemplateError(f"template: hard text {part.value!r} tokenizes to nothing")
-            return {"kind": "hard", "ids": ids}
+            return {"kind": "hard", "ids": ids, **options}
         if part.kind == "mask":
-            return {"kind": "mask", "ids": [tokenizer.mask_token_id] * part.length}
+            return {"kind": "mask", "ids": [tokenizer.mask_token_id] * part.length, **options}
         if part.kind == "sep":
-            return {"kind": "sep", "ids": [tokenizer.sep_token_id]}
+            return {"kind": "sep", "ids": [tokenizer.sep_token_id], **options}
+        return {"kind": "soft", **self._soft_ids(part, tokenizer, space), **options}
+
+    def _soft_ids(self, part: Part, tokenizer: Any, space: str) -> Dict[str, Any]:
+        """A soft part's ``ids`` (initialising ids) and ``soft_ids`` (1-based soft token numbers).
+
+        New soft tokens are the initialising text's tokens, then random ones up to ``length``; a part
+        whose ``soft_id`` an earlier part defined reuses that part's soft tokens (as PaddleNLP does,
+        ignoring its own ``length``).
+        """
+        if part.soft_id is not None and part.soft_id in self._shared_soft:
+            if part.value is not None:
+                raise TemplateError(f"template: soft part {format_part(part)} reuses soft_id {part.soft_id} "
+                                    "defined earlier, so it cannot give initialising text")
+            return dict(self._shared_soft[part.soft_id])
         group = (part.encoder, part.hidden_size if part.encoder != "none" else None)
-        init_ids: List[Optional[int]] = list(token_ids(tokenizer, part.value)) if part.value is not None else [None] * part.length
-        if not init_ids:
-            raise TemplateError(f"template: soft part {part.value!r} tokenizes to nothing")
+        init_ids: List[Optional[int]] = []
+        if part.value is not None:
+            init_ids = list(token_ids(tokenizer, space + part.value))
+            if not init_ids:
+                raise TemplateError(f"template: soft part {part.value!r} tokenizes to nothing")
+        init_ids += [None] * (part.length - len(init_ids))
+        first = len(self.soft_tokens) + 1
         self.soft_tokens.extend(SoftToken(group, init) for init in init_ids)
-        return {"kind": "soft", "ids": [tid if tid is not None else tokenizer.unk_token_id for tid in init_ids]}
+        encoded = {"ids": [tid if tid is not None else tokenizer.unk_token_id for tid in init_ids],
+                   "soft_ids": list(range(first, first + len(init_ids)))}
+        if part.soft_id is not None:
+            self._shared_soft[part.soft_id] = encoded
+        return dict(encoded)
 
     def describe(self, soft_token_start: Optional[int] = None) -> Dict[str, Any]:
         """The encoder's spec: what a bundle manifest stores so the runtime can rebuild the encoder.
@@ -90,11 +125,9 @@ class Template:
         """
         spec = self.encoder.spec()
         if soft_token_start is not None:
-            next_id = soft_token_start
             for part in spec["parts"]:
                 if part["kind"] == "soft":
-                    part["ids"] = list(range(next_id, next_id + len(part["ids"])))
-                    next_id += len(part["ids"])
+                    part["ids"] = [soft_token_start + soft_id - 1 for soft_id in part["soft_ids"]]
         return spec
 
     def encode(self, text_a: str, text_b: Optional[str] = None) -> Row:
