@@ -69,6 +69,7 @@ def _decoder_calls(plm):
     (2, {"sports": ["体育", "球赛"], "finance": ["财经"], "weather": ["天气"]}),
     (3, {"sports": ["体育"], "finance": ["财经"], "weather": ["天气"]}),
     (1, {"sports": ["体"], "finance": ["财", "股"]}),
+    (1, {"sports": ["体育", "球"], "finance": ["财经"]}),
 ])
 def test_equal_length_words_score_only_their_own_decoder_rows(tiny_model_dir, tiny_tokenizer, masks, words):
     """Without log_probs the logits differ from the log-probabilities by a per-row constant only,
@@ -114,6 +115,36 @@ def test_mixed_word_lengths_keep_the_full_vocabulary_log_probs(tiny_model_dir, t
 def test_word_longer_than_mask_slots_is_an_error(tiny_tokenizer):
     with pytest.raises(LabelFileError, match="label 'sports' word '体育赛' has 3 tokens but the template has only 2"):
         tokenize_label_words({"sports": ["体育赛"]}, tiny_tokenizer, 2)
+
+
+def test_one_mask_reads_a_whole_multi_token_word(tiny_tokenizer):
+    ids = tokenize_label_words({"news_car": ["汽车"], "sports": ["体育赛"]}, tiny_tokenizer, 1)
+    assert ids == {"news_car": [tiny_tokenizer.convert_tokens_to_ids(["汽", "车"])],
+                   "sports": [tiny_tokenizer.convert_tokens_to_ids(["体", "育", "赛"])]}
+
+
+@pytest.mark.parametrize("log_probs", [True, False])
+def test_one_mask_multi_token_words_match_paddlenlp_manual_verbalizer(tiny_model_dir, tiny_tokenizer, log_probs):
+    """PaddleNLP scores a word at one mask by the mean of its tokens' logits, then softmaxes over the
+    label words: the same label probabilities as ours for one word per label."""
+    from paddlenlp.prompt import ManualVerbalizer as PaddleNLPManual
+
+    plm = _plm(tiny_model_dir)
+    template = Template("{'text': 'text_a'}这句话的类别是{'mask'}", tiny_tokenizer, 32)
+    words = {"finance": ["财经"], "sports": ["体育赛"], "weather": ["天"]}
+    model = PromptModel(plm, template, ManualVerbalizer(words, tiny_tokenizer, 1, plm.cls.predictions,
+                                                        log_probs=log_probs))
+    batch = _batch(template, TEXTS)
+    reference = PaddleNLPManual(words, tiny_tokenizer)
+    with paddle.no_grad():
+        ours = paddle.nn.functional.softmax(model(**batch), axis=-1).numpy()
+        vocab_logits = plm(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                           position_ids=batch["position_ids"], attention_mask=batch["attention_mask"])
+        at_mask = paddle.to_tensor(np.stack([vocab_logits.numpy()[i, p] for i, p in
+                                             enumerate(batch["masked_positions"].numpy())]))
+        theirs = paddle.nn.functional.softmax(reference.process_outputs(at_mask), axis=-1).numpy()
+    assert reference.labels == sorted(words) == list(words)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
 
 
 def test_label_without_words_stands_for_itself(tiny_tokenizer):

@@ -1,8 +1,10 @@
 """Verbalizers: from the hidden states at the ``[MASK]`` slots to one logit per class.
 
 A label's words fill the mask slots character by character: with the template ``…{'mask'}{'mask'}``
-and ``news_car==汽车``, slot 1 should read 汽 and slot 2 车. A label with several words scores the
-mean of their probabilities.
+and ``news_car==汽车``, slot 1 should read 汽 and slot 2 车. With a single ``{'mask'}`` the slot reads
+the whole word: its score is the mean of its tokens' scores there (PaddleNLP's ManualVerbalizer
+with its default ``token_aggregate_type="mean"``). A label with several words scores the mean of
+their probabilities.
 
 - ``ManualVerbalizer`` uses the pretrained masked-LM head, so it classifies before any training.
 - ``SoftVerbalizer`` replaces the LM decoder by a per-slot linear layer initialised from the label
@@ -29,7 +31,8 @@ def tokenize_label_words(
 ) -> Dict[str, List[List[int]]]:
     """Token ids of every label word; a label without words stands for itself.
 
-    ``{'news_car': ['汽车']}`` → ``{'news_car': [[id('汽'), id('车')]]}``.
+    ``{'news_car': ['汽车']}`` → ``{'news_car': [[id('汽'), id('车')]]}``. With several mask slots a
+    word may not have more tokens than slots; one slot reads a word of any length.
     """
     if num_masks < 1:
         raise LabelFileError("verbalizer: the template has no {'mask'} slot for the label words")
@@ -40,10 +43,11 @@ def tokenize_label_words(
             ids = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(word))
             if not ids:
                 raise LabelFileError(f"verbalizer: label {label!r} word {word!r} tokenizes to nothing")
-            if len(ids) > num_masks:
+            if 1 < num_masks < len(ids):
                 raise LabelFileError(
                     f"verbalizer: label {label!r} word {word!r} has {len(ids)} tokens but the template has "
-                    f"only {num_masks} [MASK] slot(s); add {{'mask'}} slots or use shorter words"
+                    f"only {num_masks} [MASK] slots; add {{'mask'}} slots, use shorter words, or use one "
+                    f"{{'mask'}} (which reads the whole word)"
                 )
             if tokenizer.unk_token_id in ids:
                 logger.warning("label %r word %r contains characters unknown to the vocabulary", label, word)
@@ -78,14 +82,15 @@ class Verbalizer(nn.Layer):
 class ManualVerbalizer(Verbalizer):
     """Scores label words with the PLM's masked-LM head.
 
-    A word's score is the mean log-probability of its characters at consecutive mask slots; a
-    label's logit is the log of the mean probability of its words.
+    A word's score is the mean log-probability of its characters at consecutive mask slots (all at
+    the one slot when the template has one); a label's logit is the log of the mean probability of
+    its words.
 
     ``log_probs=False`` is for a softmax over the labels, which ignores a constant added to every
-    label's logit. When all label words have the same number of characters, the slots'
-    vocabulary log-partition functions are such a constant, so the logits leave them out and
-    project the mask states onto the label words' output embeddings only, instead of the whole
-    vocabulary (the same probabilities and gradients for a fraction of the head's work). Mixed
+    label's logit. When all label words have the same number of characters (or the template has
+    one slot), the slots' vocabulary log-partition functions are such a constant, so the logits
+    leave them out and project the mask states onto the label words' output embeddings only,
+    instead of the whole vocabulary (the same probabilities and gradients for a fraction of the head's work). Mixed
     word lengths, and ``log_probs=True`` (multi-label log-odds need true log-probabilities), score
     against the whole vocabulary.
     """
@@ -102,11 +107,15 @@ class ManualVerbalizer(Verbalizer):
         word_ids = self.label_token_ids
         words = [w for label in self.labels for w in word_ids[label]]
         lengths = {len(w) for w in words}
+        width = max(lengths)
+        # Token t of a word is read at slot t; one slot reads every token of the word.
+        token_slots = [min(t, num_masks - 1) for t in range(width)]
         # The label-words-only path reads decoder rows: paddlenlp's Linear stores weight as [vocab, hidden].
         rows_first = not isinstance(predictions.decoder, nn.Linear)
-        self.label_words_only = not log_probs and len(lengths) == 1 and rows_first
-        ids = np.zeros([len(words), num_masks], dtype="int64")
-        weights = np.zeros([len(words), num_masks], dtype="float32")
+        same_partition = num_masks == 1 or len(lengths) == 1
+        self.label_words_only = not log_probs and same_partition and rows_first
+        ids = np.zeros([len(words), width], dtype="int64")
+        weights = np.zeros([len(words), width], dtype="float32")
         for i, w in enumerate(words):
             ids[i, : len(w)] = w
             weights[i, : len(w)] = 1.0 / len(w)
@@ -118,15 +127,17 @@ class ManualVerbalizer(Verbalizer):
             membership[c, start : start + n] = 0.0
             log_counts[c] = math.log(n)
             start += n
+        self.token_slots = token_slots
         self.register_buffer("word_ids", paddle.to_tensor(ids), persistable=False)
         self.register_buffer("word_weights", paddle.to_tensor(weights), persistable=False)
         self.register_buffer("membership", paddle.to_tensor(membership), persistable=False)
         self.register_buffer("log_counts", paddle.to_tensor(log_counts), persistable=False)
         if self.label_words_only:
-            # Slot-major copies for _label_word_scores: ids [slots * words], weights [slots, 1, words].
-            slots = lengths.pop()
-            self.register_buffer("slot_word_ids", paddle.to_tensor(ids[:, :slots].T.reshape(-1)), persistable=False)
-            slot_weights = np.ascontiguousarray(weights[:, :slots].T[:, None, :])
+            # Token-major copies for _label_word_scores: ids [tokens * words], weights [tokens, 1, words].
+            self.register_buffer("slot_index", paddle.to_tensor(np.array(token_slots, dtype="int64")),
+                                 persistable=False)
+            self.register_buffer("slot_word_ids", paddle.to_tensor(ids.T.reshape(-1)), persistable=False)
+            slot_weights = np.ascontiguousarray(weights.T[:, None, :])
             self.register_buffer("slot_word_weights", paddle.to_tensor(slot_weights), persistable=False)
 
     def forward(self, mask_hidden: paddle.Tensor) -> paddle.Tensor:
@@ -137,25 +148,26 @@ class ManualVerbalizer(Verbalizer):
         return paddle.logsumexp(per_label, axis=-1) - self.log_counts
 
     def _word_log_probs(self, hidden: paddle.Tensor) -> paddle.Tensor:
-        """``[batch, words]``: each word's mean character log-probability over the whole vocabulary."""
+        """``[batch, words]``: each word's mean token log-probability over the whole vocabulary."""
         vocab_logits = self.head.predictions.decoder(hidden)
         # Not F.log_softmax: Paddle's CPU kernel clips it at -64, flattening rare words' scores.
         logp = vocab_logits - paddle.logsumexp(vocab_logits, axis=-1, keepdim=True)
         word_scores = 0.0
-        for slot in range(self.num_masks):
-            slot_logp = paddle.index_select(logp[:, slot, :], self.word_ids[:, slot], axis=1)
-            word_scores = word_scores + slot_logp * self.word_weights[:, slot]
+        for t, slot in enumerate(self.token_slots):
+            slot_logp = paddle.index_select(logp[:, slot, :], self.word_ids[:, t], axis=1)
+            word_scores = word_scores + slot_logp * self.word_weights[:, t]
         return word_scores
 
     def _label_word_scores(self, hidden: paddle.Tensor) -> paddle.Tensor:
-        """``[batch, words]``: each word's mean character logit, decoder rows of the label words only."""
+        """``[batch, words]``: each word's mean token logit, decoder rows of the label words only."""
         decoder = self.head.predictions.decoder
-        slots = self.slot_word_weights.shape[0]
+        tokens = self.slot_word_weights.shape[0]
         ids = self.slot_word_ids
-        rows = paddle.index_select(decoder.weight, ids, axis=0).reshape([slots, -1, hidden.shape[-1]])
-        logits = paddle.matmul(hidden[:, :slots, :].transpose([1, 0, 2]), rows, transpose_y=True)
+        rows = paddle.index_select(decoder.weight, ids, axis=0).reshape([tokens, -1, hidden.shape[-1]])
+        token_hidden = paddle.index_select(hidden, self.slot_index, axis=1).transpose([1, 0, 2])
+        logits = paddle.matmul(token_hidden, rows, transpose_y=True)
         if decoder.bias is not None:
-            logits = logits + paddle.index_select(decoder.bias, ids).reshape([slots, 1, -1])
+            logits = logits + paddle.index_select(decoder.bias, ids).reshape([tokens, 1, -1])
         return (logits * self.slot_word_weights).sum(axis=0)
 
 
@@ -163,7 +175,7 @@ class SoftVerbalizer(Verbalizer):
     """A trainable per-slot linear head over the LM head's transform.
 
     Slot ``m``'s weights for label ``c`` start as the mean output embedding of the ``m``-th
-    character of ``c``'s words, so before training it ranks labels like the LM head would.
+    character of ``c``'s words (of all their characters with one slot), so before training it ranks labels like the LM head would.
     """
 
     def __init__(self, label_words: Dict[str, Sequence[str]], tokenizer: Any, num_masks: int, predictions: nn.Layer):
@@ -179,7 +191,7 @@ class SoftVerbalizer(Verbalizer):
         init_bias = np.zeros([num_masks, len(self.labels)], dtype="float32")
         for c, label in enumerate(self.labels):
             for slot in range(num_masks):
-                rows = [w[slot] for w in word_ids[label] if len(w) > slot]
+                rows = [token for w in word_ids[label] for t, token in enumerate(w) if min(t, num_masks - 1) == slot]
                 if rows:
                     weight[slot, c] = out_embed[rows].mean(axis=0)
                     init_bias[slot, c] = bias[rows].mean()
