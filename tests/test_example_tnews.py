@@ -42,7 +42,8 @@ def test_defaults_match_the_paddlenlp_example():
     assert args.prompt == example.DEFAULT_PROMPT
     assert (args.soft_encoder, args.encoder_hidden_size) == ("lstm", 200)  # PaddleNLP's defaults
     assert not (args.do_train or args.do_eval or args.do_predict or args.do_export or args.use_rdrop or args.use_rgl)
-    assert args.method == "prompt" and args.split == "0" and args.resume_from_checkpoint is None
+    assert args.method == "prompt" and args.verbalizer == "soft"  # PaddleNLP's example trains a SoftVerbalizer
+    assert args.split == "0" and args.resume_from_checkpoint is None
     assert example.trains(args)  # nothing to resume from: it trains
 
 

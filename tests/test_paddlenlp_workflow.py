@@ -219,3 +219,22 @@ def test_train_py_under_paddle_distributed_launch_trains_one_model_and_exports_i
     assert (out / "export" / "model.json").is_file()
     clf = PromptClassifier.load(out)
     assert clf.evaluate(test)["accuracy"] == pytest.approx(results["test_accuracy"])
+
+
+def test_infer_py_runs_without_importing_paddle(workflow, tmp_path):
+    import os
+    import subprocess
+
+    base, data, checkpoints, test = workflow
+    script = ROOT / "examples" / "tnews" / "infer.py"
+    code = ("import runpy, sys\n"
+            f"sys.argv = ['infer.py', '--model_path_prefix', {str(checkpoints / 'export' / 'model')!r}, "
+            f"'--data_dir', {str(data)!r}, '--device', 'cpu']\n"
+            "try:\n    runpy.run_path(" + repr(str(script)) + ", run_name='__main__')\n"
+            "except SystemExit as exc:\n    status = exc.code\n"
+            "print('status', status, 'paddle loaded', any(m.split('.')[0] in ('paddle', 'paddlenlp') for m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=120)
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "status 0 paddle loaded False", done.stderr[-2000:]
+    assert len(lines) == 10  # one label per data.txt line, then the check

@@ -76,7 +76,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help=f"hidden size of that encoder (default {PADDLENLP_ENCODER_HIDDEN_SIZE}, PaddleNLP's)")
     p.add_argument("--max_seq_length", type=int_option(low=8), default=128)
     p.add_argument("--method", choices=METHODS, default="prompt")
-    p.add_argument("--verbalizer", choices=list(VERBALIZERS), default="manual")
+    p.add_argument("--verbalizer", choices=list(VERBALIZERS), default="soft",
+                   help="soft (default: PaddleNLP's example trains a SoftVerbalizer) or manual")
     p.add_argument("--early_stopping_patience", type=int_option(low=1), default=None,
                    help="stop when dev accuracy has not improved for N evaluations and keep the best model "
                         "(needs --do_eval; evaluates every --eval_steps, else every epoch)")
