@@ -93,9 +93,13 @@ def test_bad_options_exit_with_a_message(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_missing_data_says_where_to_download(tmp_path):
-    with pytest.raises(SystemExit, match="train_0.json does not exist; pass a PaddleNLP data folder .* or FewCLUE"):
-        example.main(["--data_dir", str(tmp_path), "--model_name_or_path", "unused"])
+def test_missing_data_says_what_data_dir_must_hold(tmp_path, capsys):
+    assert example.main(["--data_dir", str(tmp_path), "--model_name_or_path", "unused"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train_0.json does not exist; pass a PaddleNLP data folder" in err[0]
+    assert "FewCLUE" in err[0] and err[0].startswith("train.py: error:")
+    assert example.main(["--data_dir", str(tmp_path / "nowhere"), "--model_name_or_path", "unused"]) == 2
+    assert "nowhere: no such folder" in capsys.readouterr().err
 
 
 def _run(tmp_path, tiny_model_dir, separable_task, *extra):

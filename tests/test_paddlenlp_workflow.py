@@ -238,3 +238,29 @@ def test_infer_py_runs_without_importing_paddle(workflow, tmp_path):
     lines = done.stdout.splitlines()
     assert lines[-1] == "status 0 paddle loaded False", done.stderr[-2000:]
     assert len(lines) == 10  # one label per data.txt line, then the check
+
+
+def test_early_stopping_patience_stops_when_dev_accuracy_stops_improving(tiny_model_dir, separable_task, tmp_path):
+    train, test, words = separable_task
+    data = write_paddlenlp_folder(tmp_path / "data", train, test, words)
+    (data / "test.txt").unlink()  # optional in PaddleNLP's layout: --do_predict then labels data.txt only
+    out = tmp_path / "out"
+    argv = ["--data_dir", str(data), "--output_dir", str(out), "--prompt", PROMPT, "--model_name_or_path",
+            tiny_model_dir, "--max_seq_length", "32", "--learning_rate", "1e-12", "--ppt_learning_rate", "1e-12",
+            "--do_train", "--do_eval", "--max_steps", "40", "--eval_steps", "2", "--per_device_train_batch_size", "4",
+            "--early_stopping_patience", "1", "--do_predict"]
+    assert train_example.main(argv) == 0
+    results = json.loads((out / "all_results.json").read_text(encoding="utf-8"))
+    assert results["train_steps"] == 4  # best at step 2, no better at step 4: stop
+    assert "test_accuracy" not in results and results["predictions"] == 9
+
+
+def test_do_predict_without_test_or_data_says_so(tmp_path, capsys, separable_task, tiny_model_dir):
+    train, test, words = separable_task
+    data = write_paddlenlp_folder(tmp_path / "data", train, test, words)
+    (data / "test.txt").unlink()
+    (data / "data.txt").unlink()
+    argv = ["--data_dir", str(data), "--output_dir", str(tmp_path / "out"), "--model_name_or_path", tiny_model_dir,
+            "--do_predict"]
+    assert train_example.main(argv) == 2
+    assert "--do_predict needs test.txt (labelled) or data.txt" in capsys.readouterr().err

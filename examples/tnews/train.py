@@ -116,24 +116,36 @@ class Data:
 
     def __init__(self, args: argparse.Namespace) -> None:
         from fewshot.data import TaskFolder
+        from fewshot.errors import DataError
 
         self.root = Path(args.data_dir)
         self.folder = TaskFolder.open(self.root) if TaskFolder.looks_like(self.root) else None
         self.split = args.split
+        if self.folder is None and not self.root.is_dir():
+            raise DataError(f"{self.root}: no such folder (--data_dir: a PaddleNLP data folder or a FewCLUE task folder)")
         if self.folder is None:
-            self._fewclue_file(f"train_{self.split}.json")  # says where to download FewCLUE when missing
+            self._fewclue_file(f"train_{self.split}.json")  # says what --data_dir must hold
         self.label_file = args.label_file or str(
             self.folder.path("labels") if self.folder else HERE.parents[1] / "data" / "tnews" / "label.txt")
 
     def _fewclue_file(self, name: str) -> Path:
+        from fewshot.errors import DataError
+
         path = self.root / name
         if not path.is_file():
-            raise SystemExit(
-                f"train.py: error: {path} does not exist; pass a PaddleNLP data folder (train.txt, dev.txt, "
-                "test.txt, data.txt, label.txt) or FewCLUE's datasets/tnews "
-                "(https://github.com/CLUEbenchmark/FewCLUE) as --data_dir"
+            raise DataError(
+                f"{path} does not exist; pass a PaddleNLP data folder (train.txt, dev.txt, test.txt, data.txt, "
+                "label.txt) or FewCLUE's datasets/tnews (https://github.com/CLUEbenchmark/FewCLUE) as --data_dir"
             )
         return path
+
+    def has_test(self) -> bool:
+        """Whether there is a labelled test set (``test.txt`` is optional in PaddleNLP's layout)."""
+        return self.folder.has("test") if self.folder is not None else (self.root / "test_public.json").is_file()
+
+    def has_texts(self) -> bool:
+        """Whether there are texts to label (``data.txt``; FewCLUE: ``test.json``)."""
+        return self.folder.has("data") if self.folder is not None else (self.root / "test.json").is_file()
 
     def rows(self, role: str, labels: Sequence[str]) -> List[Any]:
         """Labelled rows of ``train``, ``dev`` or ``test``."""
@@ -150,13 +162,11 @@ class Data:
         from fewshot.atomic import atomic_file
         from fewshot.data import PREDICTIONS_NAME, write_predictions
 
+        if not self.has_texts():
+            return None
         if self.folder is not None:
-            if not self.folder.has("data"):
-                return None
             rows = self.folder.texts()
             return write_predictions(output / PREDICTIONS_NAME, rows, clf.predict(rows, batch_size=batch_size))
-        if not (self.root / "test.json").is_file():
-            return None
         records = [json.loads(line) for line in (self.root / "test.json").read_text(encoding="utf-8").splitlines()
                    if line.strip()]
         labels = clf.predict([r["sentence"] for r in records], batch_size=batch_size)
@@ -214,9 +224,13 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     """Train and/or load, evaluate, save, predict and export as the switches say; returns all_results.json's metrics."""
     from fewshot.classifier import PromptClassifier
     from fewshot.documents import json_text
+    from fewshot.errors import DataError
     from fewshot.training.distributed import write_once
 
     data = Data(args)
+    if args.do_predict and not (data.has_test() or data.has_texts()):
+        raise DataError(f"{data.root}: --do_predict needs test.txt (labelled) or data.txt (texts to label); "
+                        "there is neither")
     output = Path(args.output_dir)
     batch = args.per_device_eval_batch_size
     if args.resume_from_checkpoint:
@@ -243,7 +257,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         results.update(evaluation)
     if dev is not None:
         log_metrics("eval", {k: v for k, v in results.items() if k.startswith("eval")})
-    if args.do_predict:
+    if args.do_predict and data.has_test():
         test = {f"test_{k}": v for k, v in clf.evaluate(data.rows("test", clf.labels), batch_size=batch).items()}
         results.update(test)
         log_metrics("test", test)
