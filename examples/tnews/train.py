@@ -42,16 +42,15 @@ FIT_OPTIONS = (
     "max_steps", "num_train_epochs", "per_device_train_batch_size", "learning_rate", "ppt_learning_rate", "freeze_plm",
     "use_rdrop", "alpha_rdrop", "use_rgl", "alpha_rgl", "logging_steps", "seed", "device",
     "evaluation_strategy", "eval_steps", "save_strategy", "save_steps", "load_best_model_at_end",
-    "metric_for_best_model",
+    "metric_for_best_model", "per_device_eval_batch_size",
 )
-EVAL_OPTIONS = ("per_device_eval_batch_size",)
 EXAMPLE_DEFAULTS = {"do_train": False}  # PaddleNLP's: train only when asked
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """PaddleNLP's few-shot ``train.py`` options (``--do_train``, ``--per_device_train_batch_size``, ...) and
     the example's own (``--split``, ``--label_file``, ``--method``, ``--verbalizer``)."""
-    from fewshot.classifier import METHODS
+    from fewshot.classifier import DEFAULT_MAX_SEQ_LENGTH, METHODS
     from fewshot.cli.options import add_dataclass_options
     from fewshot.numbers import int_option
     from fewshot.prompt.verbalizers import VERBALIZERS
@@ -74,14 +73,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         "no effect on a prompt without soft tokens)")
     p.add_argument("--encoder_hidden_size", type=int_option(low=1), default=PADDLENLP_ENCODER_HIDDEN_SIZE,
                    help=f"hidden size of that encoder (default {PADDLENLP_ENCODER_HIDDEN_SIZE}, PaddleNLP's)")
-    p.add_argument("--max_seq_length", type=int_option(low=8), default=128)
+    p.add_argument("--max_seq_length", type=int_option(low=8), default=DEFAULT_MAX_SEQ_LENGTH)
     p.add_argument("--method", choices=METHODS, default="prompt")
     p.add_argument("--verbalizer", choices=list(VERBALIZERS), default="soft",
                    help="soft (default: PaddleNLP's example trains a SoftVerbalizer) or manual")
     p.add_argument("--early_stopping_patience", type=int_option(low=1), default=None,
                    help="stop when dev accuracy has not improved for N evaluations and keep the best model "
                         "(needs --do_eval; evaluates every --eval_steps, else every epoch)")
-    options = RUN_OPTIONS + FIT_OPTIONS + EVAL_OPTIONS
+    options = RUN_OPTIONS + FIT_OPTIONS
     add_dataclass_options(p, PromptTrainingArguments, options, {name: "--" + name for name in options},
                           defaults=EXAMPLE_DEFAULTS)
     args = p.parse_args(argv)
@@ -198,7 +197,7 @@ def fit_options(args: argparse.Namespace) -> Dict[str, Any]:
     ``--do_eval`` and the early-stopping settings under ``--early_stopping_patience``."""
     from fewshot.cli.options import dataclass_values
 
-    options = {**dataclass_values(args, FIT_OPTIONS), "per_device_eval_batch_size": args.per_device_eval_batch_size}
+    options = dataclass_values(args, FIT_OPTIONS)
     strategy = str(getattr(options["evaluation_strategy"], "value", options["evaluation_strategy"]))
     if args.do_eval and strategy == "no" and (args.eval_steps or args.early_stopping_patience):
         options["evaluation_strategy"] = "steps" if args.eval_steps else "epoch"
