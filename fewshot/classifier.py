@@ -45,7 +45,7 @@ from .tasks import (
     task_from_config,
 )
 from .tasks.pooling import logits_of, pool_windows
-from .template import LongText, LongTextArg, Row, Template, flatten_windows, format_part, pad_batch, parse_template
+from .template import FEWSHOT, EncodingStyle, LongText, LongTextArg, Row, Template, flatten_windows, format_part, pad_batch, parse_template
 from .training.arguments import PromptTrainingArguments
 from .training.cpu_math import fast_cpu_math
 from .training.datasets import ListDataset
@@ -166,19 +166,22 @@ class PromptClassifier:
         tokenizer: Any = None,
         long_text: LongTextArg = None,
         search: Optional[LabelWordSearch] = None,
+        template_style: str = FEWSHOT.name,
     ) -> "PromptClassifier":
         """A classifier for an existing ``Task`` object (what ``load`` uses); ``plm``/``tokenizer``
         reuse an already loaded pretrained model instead of loading ``model``. ``search`` chooses
-        the label words on the first ``fit`` (``label_words`` then maps each label to ``[]``)."""
+        the label words on the first ``fit`` (``label_words`` then maps each label to ``[]``).
+        ``template_style`` names the template's ``EncodingStyle`` (``"paddlenlp"`` for a model
+        trained by ``paddlenlp.prompt``)."""
         clf = cls.__new__(cls)
         clf._setup(str(model), dict(label_words), task, template, verbalizer, max_seq_length, method, calibrate, seed,
-                   plm, tokenizer, long_text, search)
+                   plm, tokenizer, long_text, search, template_style)
         return clf
 
     def _setup(
         self, model_name: str, label_words: Dict[str, List[str]], task: Task, template: str, verbalizer: str,
         max_seq_length: int, method: str, calibrate: bool, seed: Optional[int], plm: Any = None, tokenizer: Any = None,
-        long_text: LongTextArg = None, search: Optional[LabelWordSearch] = None,
+        long_text: LongTextArg = None, search: Optional[LabelWordSearch] = None, template_style: str = FEWSHOT.name,
     ) -> None:
         if verbalizer not in VERBALIZERS:
             raise FewshotError(f"verbalizer must be one of {', '.join(VERBALIZERS)}, got {verbalizer!r}")
@@ -196,6 +199,7 @@ class PromptClassifier:
             raise FewshotError("label_words='auto' needs a prompt method; method='finetune' has no label words")
         text = text_only_template(template) if method == "finetune" else template
         parse_template(text)
+        style = EncodingStyle.named(template_style)
         self.long_text: Optional[LongText] = LongText.from_config(long_text)
         self.model_name = model_name
         self.method = method
@@ -210,7 +214,7 @@ class PromptClassifier:
             with seeded(seed):
                 plm, tokenizer = load_pretrained(model_name)
         self.tokenizer = tokenizer
-        self.template = Template(text, tokenizer, max_seq_length)
+        self.template = Template(text, tokenizer, max_seq_length, style=style)
         if self.long_text is not None:
             self.template.encoder.check_long_text()
         self._plm, self._seed = plm, seed
@@ -596,7 +600,7 @@ class PromptClassifier:
         return PromptClassifier.from_task(
             self.model_name, task, self.label_words, template=self.template.text, verbalizer=self.verbalizer_kind,
             max_seq_length=self.max_seq_length, method=self.method, calibrate=self.calibrate, seed=seed,
-            long_text=self.long_text.config() if self.long_text else None,
+            long_text=self.long_text.config() if self.long_text else None, template_style=self.template.style.name,
         )
 
     def config(self) -> Dict[str, Any]:
@@ -606,6 +610,7 @@ class PromptClassifier:
             "fewshot_version": __version__,
             "base_model": self.model_name,
             "template": self.template.text,
+            "template_style": self.template.style.name,
             "max_seq_length": self.max_seq_length,
             "verbalizer": self.verbalizer_kind,
             "method": self.method,
@@ -668,6 +673,7 @@ class PromptClassifier:
             method=config.get("method", "prompt"), calibrate=bool(config.get("calibrate", False)),
             plm=plm, tokenizer=tokenizer,
             long_text=LongText.from_config(config.get("long_text"), str(directory / CONFIG_NAME), BundleError),
+            template_style=config.get("template_style", FEWSHOT.name),
         )
         clf._load_prompt_state(directory, trust_pickle)
         clf.train_metrics = config.get("train_metrics", {})

@@ -81,7 +81,7 @@ def test_manifest_describes_labels_template_and_inputs(trained, bundle):
     assert manifest["max_seq_length"] == 32
     assert manifest["task"] == "multi_class"
     assert [i["name"] for i in manifest["inputs"]] == list(INPUT_NAMES)
-    assert manifest["inputs"][3]["shape"] == ["batch", 2]
+    assert manifest["inputs"][4]["shape"] == ["batch", 2]
     assert manifest["export_check"]["onnx_fp32_max_abs_diff"] < 1e-4
     kinds = [p["kind"] for p in manifest["encoding"]["parts"]]
     assert kinds == ["text", "hard", "mask", "mask"]

@@ -3,7 +3,7 @@
 import pytest
 
 from fewshot.errors import TemplateError
-from fewshot.template import Part, Template, pad_batch, parse_template, set_soft_encoder
+from fewshot.template import Part, Template, field_slots, format_part, named_fields, pad_batch, parse_template, set_soft_encoder
 
 
 def test_parses_every_part_kind():
@@ -40,7 +40,8 @@ def test_braces_inside_quoted_strings_are_text():
         ("{'text': 'text_a'}{'mask'", r"part starting at character 18 is never closed: \"\{'mask'\"|never closed"),
         ("{'text': 'text_a'}}", r"unmatched '\}' at character 18"),
         ("{'text': 'text_a'}{'mask': __import__('os')}", r"cannot parse part \"\{'mask': __import__\('os'\)\}\""),
-        ("{'text': 'text_c'}", r"text slot must be one of text_a, text_b, got 'text_c'"),
+        ("{'text': 'a'}{'text': 'b'}{'text': 'c'}", r"text fields a, b, c: an example holds at most two texts"),
+        ("{'text': 'text_a'}{'text': ''}", r"text slot must name an example field such as 'text_a', got ''"),
         ("{'text': 'text_a'}{'soft': None, 'lenght': 2}", r"unknown option\(s\) lenght for 'soft'"),
         ("{'text': 'text_a'}{'mask', 'soft'}", r"exactly one of text, hard, soft, mask, sep"),
         ("{'text': 'text_a'}{'soft': None, 'encoder': 'gru'}", r"encoder must be one of none, lstm, mlp, got 'gru'"),
@@ -52,6 +53,13 @@ def test_braces_inside_quoted_strings_are_text():
         ("{'text': 'text_a'}{'mask': None, 'prefix_len': 2}", r"unknown option\(s\) prefix_len for 'mask'"),
         ("{'text': 'text_a'}{[1, 2]}", r"cannot parse part|is not a \{key: value\} part"),
         ("", r"empty template"),
+        ("{'text': 'text_a'}{'prefix': None, 'length': 4}{'mask'}", r"a \{'prefix'\} part must be the template's first part"),
+        ("{'prefix': None, 'length': 4}这条新闻的主题是", r"a \{'prefix'\} part must be the template's first part"),
+        ("{'prefix': None}{'text': 'text_a'}{'soft'}{'mask'}", r"\{'prefix'\} and \{'soft'\} parts cannot be combined"),
+        ("{'prefix': None, 'encoder': 'lstm'}{'text': 'text_a'}{'mask'}", r"a prefix is encoded by 'mlp'"),
+        ("{'text': 'text_a'}{'mask': None, 'pos': 1}", r"unknown option\(s\) pos for 'mask'"),
+        ("{'text': 'text_a'}{'options': 'choices'}", r"options from an example field \('choices'\) are not supported"),
+        ("{'text': 'text_a'}{'options': ['a'], 'add_prompt': '是吗'}", r"'add_prompt' must be text containing \[OPT\]"),
     ],
 )
 def test_malformed_template_error_quotes_the_part(template, message):
@@ -206,3 +214,36 @@ def test_encoder_truncation_in_runs_equals_removing_one_token_at_a_time():
             # each slot keeps its first tokens, as many as the one-at-a-time rule leaves
             assert row["input_ids"][position:position + expected[i]] == list(range(10, 10 + expected[i]))
             position += expected[i] + len(parts[2 * i + 1]["ids"])
+
+
+@pytest.mark.parametrize(
+    "template, slots",
+    [
+        ("{'text': 'sentence'}主题是{'mask'}", {"sentence": "text_a"}),
+        ("{'text': 'premise'}{'sep'}{'text': 'hypothesis'}{'mask'}", {"premise": "text_a", "hypothesis": "text_b"}),
+        ("{'text': 'text_b'}{'text': 'query'}{'mask'}", {"text_b": "text_b", "query": "text_a"}),
+    ],
+)
+def test_text_slots_name_any_field_read_by_position(template, slots):
+    assert field_slots(parse_template(template)) == slots
+    assert named_fields(template) == {slot: name for name, slot in slots.items() if name != slot}
+
+
+def test_named_field_encodes_as_its_slot(tiny_tokenizer):
+    named = Template("{'text': 'premise'}{'sep'}{'text': 'hypothesis'}{'mask'}", tiny_tokenizer, 32)
+    plain = Template("{'text': 'text_a'}{'sep'}{'text': 'text_b'}{'mask'}", tiny_tokenizer, 32)
+    assert named.needs_text_b and named.encode("球", "雨") == plain.encode("球", "雨")
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{'soft': '主题', 'length': 3, 'soft_id': 1, 'encoder': 'mlp'}{'text': 'text_a', 'position': 0}{'soft_id': 1}{'mask'}",
+        "{'text': 'premise', 'truncate': False}{'sep': None, 'token_type': 1}{'hard': '主题', 'truncate': True, 'add_space': True}"
+        "{'mask': None, 'length': 2}",
+        "{'text': 'text_a'}{'options': ['体育', '财经'], 'add_omask': True, 'add_prompt': '是[OPT]吗', 'token_type': 1}{'mask'}",
+    ],
+)
+def test_format_part_round_trips_every_keyword(template):
+    parts = parse_template(template)
+    assert parse_template("".join(format_part(p) for p in parts)) == parts

@@ -48,7 +48,7 @@ def assert_same_encoding(ours, theirs):
     assert np.array(ours["input_ids"])[~soft].tolist() == np.array(theirs["input_ids"])[~soft].tolist()
     assert ours["token_type_ids"] == theirs["token_type_ids"]
     assert ours["position_ids"] == theirs["position_ids"]
-    assert ours["masked_positions"] == theirs["masked_positions"]
+    assert ours["masked_positions"] == theirs.get("masked_positions", [])
     assert ours["attention_mask"] == [1] * len(ours["input_ids"]) and "attention_mask" not in theirs
 
 
@@ -95,3 +95,85 @@ def test_unknown_style_is_a_located_error():
 
     with pytest.raises(BundleError, match="manifest.json: encoding style must be one of fewshot, paddlenlp, got 'hf'"):
         EncodingStyle.named("hf", where="manifest.json", error=BundleError)
+
+
+OPTION_TEMPLATES = [  # OPTIONS: a list here; PaddleNLP's template strings can only name a field ('choices')
+    ("{'text': 'text_a'}{'sep'}{'options': OPTIONS, 'add_omask': True}{'mask'}", ["体育", "财经", "天气"]),
+    ("{'options': OPTIONS, 'add_omask': True, 'position': 0, 'token_type': 1}{'sep': None, 'token_type': 0, 'position': 0}"
+     "{'text': 'text_a'}{'sep': None, 'token_type': 1}{'text': 'text_b'}", ["体育", "财经"]),
+    ("{'text': 'text_a'}{'options': OPTIONS, 'add_prompt': '是[OPT]吗'}{'mask'}", ["体育", "财经"]),
+    ("{'text': 'text_a'}{'options': OPTIONS, 'add_omask': True, 'add_prompt': '[OPT]新闻'}主题{'mask'}", ["球", "雨雪"]),
+]
+
+
+@pytest.fixture(scope="module")
+def omask_tokenizer(tmp_path_factory):
+    from paddlenlp.transformers import AutoTokenizer
+
+    from fewshot.testing import build_tiny_model
+
+    texts = ["这条新闻的主题是体育财经天气球赛跑股价钱雨雪风吗"]
+    return AutoTokenizer.from_pretrained(build_tiny_model(tmp_path_factory.mktemp("omask"), texts, extra_tokens=["[O-MASK]"]))
+
+
+@pytest.mark.parametrize("template, choices", OPTION_TEMPLATES)
+@pytest.mark.parametrize("max_length", [64, 20])
+def test_options_encode_as_paddlenlp_prompt(omask_tokenizer, template, choices, max_length):
+    ours = Template(template.replace("OPTIONS", repr(choices)), omask_tokenizer, max_length, style=PADDLENLP)
+    text_b = TEXT_B if ours.needs_text_b else None
+    example = {"text_a": TEXT_A, "text_b": TEXT_B, "choices": choices}
+    theirs = paddlenlp_encoding(template.replace("OPTIONS", "'choices'"), omask_tokenizer, max_length, example)
+    row = ours.encode(TEXT_A, text_b)
+    mask = theirs.pop("attention_mask", None)
+    if mask is None:
+        assert_same_encoding(row, theirs)
+        return
+    assert (np.array(row["attention_mask"]) - 1) * 1e4 == pytest.approx(np.array(mask))
+    row["attention_mask"] = [1] * len(row["input_ids"])
+    assert_same_encoding(row, theirs)
+
+
+def test_option_mask_hides_options_from_each_other(omask_tokenizer):
+    template = Template("{'text': 'text_a'}{'options': ['体育', '财经'], 'add_omask': True}{'mask'}", omask_tokenizer, 32)
+    row = template.encode("球")
+    omask = omask_tokenizer.convert_tokens_to_ids("[O-MASK]")
+    assert row["input_ids"][2:8] == [omask, *omask_tokenizer.convert_tokens_to_ids(["体", "育"]), omask,
+                                     *omask_tokenizer.convert_tokens_to_ids(["财", "经"])]
+    assert row["position_ids"] == [0, 1, 2, 3, 4, 2, 3, 4, 5, 6]
+    mask = np.array(row["attention_mask"])
+    # the options region runs to the next [CLS]/[SEP]: the [MASK] after the last option is in its block
+    assert mask[2:5, 5:9].sum() == 0 and mask[5:9, 2:5].sum() == 0
+    assert mask[2:5, 2:5].all() and mask[5:9, 5:9].all() and mask[:, [0, 1, 9]].all() and mask[[0, 1, 9]].all()
+    batch = template.encoder.pad([row, template.encode("球赛跑")])
+    assert batch["attention_mask"].shape == (2, 12, 12) and batch["attention_mask"][0, :, 10:].sum() == 0
+
+
+def test_omask_needs_the_token_in_the_vocabulary(tiny_tokenizer):
+    from fewshot.errors import TemplateError
+
+    with pytest.raises(TemplateError, match=r"needs the token \[O-MASK\] in the tokenizer's vocabulary"):
+        Template("{'text': 'text_a'}{'options': ['体育'], 'add_omask': True}{'mask'}", tiny_tokenizer, 32)
+
+
+@pytest.mark.parametrize("template", [
+    "{'prefix': None, 'length': 3}{'text': 'text_a'}这条新闻的主题是{'mask'}{'mask'}",
+    "{'prefix': '主题', 'length': 4, 'hidden_size': 16}{'text': 'text_a'}{'sep': None, 'token_type': 1}{'text': 'text_b'}{'mask'}",
+])
+@pytest.mark.parametrize("max_length", [64, 19])
+def test_prefix_encodes_as_paddlenlp_prompt_without_its_prefix_tokens(tiny_model_dir, tiny_tokenizer, template, max_length):
+    """PaddleNLP puts the prefix tokens in the row and drops them in ``process_batch`` (keeping their
+    positions); it leaves ``masked_positions`` pointing into the row with them (it tests the key
+    ``masked_position``), where they are ``prefix`` too far right: we give the true positions."""
+    from paddlenlp.prompt import AutoTemplate
+    from paddlenlp.transformers import AutoModelForMaskedLM
+
+    model = AutoModelForMaskedLM.from_pretrained(tiny_model_dir)
+    theirs = AutoTemplate.create_from(template, tiny_tokenizer, max_length, model=model)({"text_a": TEXT_A, "text_b": TEXT_B})
+    ours = Template(template, tiny_tokenizer, max_length, style=PADDLENLP)
+    row = ours.encode(TEXT_A, TEXT_B if ours.needs_text_b else None)
+    kept = np.array(theirs["soft_token_ids"]) == 0
+    prefix = int((~kept).sum())
+    assert prefix == ours.encoder.prefix_length and row["soft_token_ids"] == [0] * len(row["input_ids"])
+    for key in ("input_ids", "token_type_ids", "position_ids"):
+        assert row[key] == np.array(theirs[key])[kept].tolist(), key
+    assert row["masked_positions"] == [p - prefix for p in theirs["masked_positions"]]

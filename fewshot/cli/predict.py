@@ -14,8 +14,9 @@ import sys
 from typing import List, Optional
 
 from ..data import format_fields, parse_fields
-from ..runtime import ONNX_FILES, OnnxPredictor, PredictSummary, predict_file
+from ..runtime import ONNX_FILES, OnnxPredictor, PredictSummary, predict_file, read_manifest
 from ..runtime.batch import check_paths
+from ..template import named_fields
 from .common import run
 
 DEFAULT_FIELDS = format_fields({"text_a": "sentence"})
@@ -54,7 +55,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    fields = parse_fields(args.fields)
+    fields = {**parse_fields(args.fields), **named_fields(read_manifest(args.bundle)["template"])}
     check_paths(args.input, args.output)
     if args.engine == "ray":
         from ..integrations.ray import predict_file_ray

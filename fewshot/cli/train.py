@@ -27,7 +27,7 @@ from ..prompt.verbalizers import VERBALIZERS
 from ..prompt.label_search import LabelWordSearch
 from ..tasks import DEFAULT_LABEL_DELIMITER, DEFAULT_PATH_DELIMITER, Task, build_task, resolve_label_words
 from ..tasks.pooling import POOLINGS
-from ..template import DEFAULT_POOLING, ENCODERS, LongText, set_soft_encoder
+from ..template import DEFAULT_POOLING, ENCODERS, LongText, named_fields, set_soft_encoder
 from ..training.arguments import PromptTrainingArguments
 from ..training.distributed import end_process
 from ..training.progress import LossLines, quiet_paddlenlp
@@ -105,8 +105,9 @@ def task_from_args(args: argparse.Namespace) -> Tuple[Dict[str, List[str]], Task
 
 
 def read_rows(path: str, task: Task, args: argparse.Namespace) -> List[Example]:
-    """Labelled rows of a TSV or JSON-lines file (``--fields``), labels checked by the task."""
-    fields = parse_fields(args.fields)
+    """Labelled rows of a TSV or JSON-lines file (``--fields``, and the fields the template's text slots
+    name), labels checked by the task."""
+    fields = {**parse_fields(args.fields), **named_fields(args.template)}
     return read_examples(path, labels=task.check, fields=fields if is_json_lines(path) else None)
 
 

@@ -92,6 +92,7 @@ def check_encoding(batch: Dict[str, np.ndarray], feed: Dict[str, np.ndarray], vo
     expected = {
         "input_ids": np.where(soft > 0, vocab_rows + soft - 1, batch["input_ids"]),
         "token_type_ids": batch["token_type_ids"],
+        "position_ids": batch["position_ids"],
         "attention_mask": batch["attention_mask"],
         "masked_positions": batch["masked_positions"],
     }
@@ -132,7 +133,7 @@ def export_bundle(
     graph = InferenceGraph(model, task)
     vocab_rows = int(model.plm.get_input_embeddings().weight.shape[0])
     with atomic_directory(bundle_dir, "the bundle") as tmp:
-        save_static_graph(graph, tmp, template.num_masks)
+        save_static_graph(graph, tmp, template.num_masks, template.encoder.square_mask)
         tokenizer.save_pretrained(str(tmp))
         encoding = encoding_spec(template, tokenizer, vocab_rows)
         feed = bundle_feed(tmp, encoding, examples)

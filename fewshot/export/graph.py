@@ -45,6 +45,14 @@ class InferenceGraph(nn.Layer):
         self.calibrated = bool(getattr(model, "calibrated", False))
         if self.calibrated:
             self.register_buffer("log_prior", model.log_prior, persistable=True)
+        self.prefix = []
+        if model.prefix is not None:  # the prefix's keys and values do not depend on the input: constants
+            model.prefix.eval()
+            self.prefix = [[self.create_parameter(list(t.shape), default_initializer=nn.initializer.Assign(t.numpy()))
+                            for t in pair] for pair in model.prefix()]
+            for i, (keys, values) in enumerate(self.prefix):
+                self.add_parameter(f"prefix_keys_{i}", keys)
+                self.add_parameter(f"prefix_values_{i}", values)
         words = model.plm.get_input_embeddings().weight
         if model.soft_prompt is None:
             self.word_embeddings = words
@@ -58,12 +66,14 @@ class InferenceGraph(nn.Layer):
         self,
         input_ids: paddle.Tensor,
         token_type_ids: paddle.Tensor,
+        position_ids: paddle.Tensor,
         attention_mask: paddle.Tensor,
         masked_positions: paddle.Tensor,
     ) -> paddle.Tensor:
         embeds = F.embedding(input_ids, self.word_embeddings)
-        hidden = encode_at_positions(self.encoder, masked_positions, attention_mask,
-                                     inputs_embeds=embeds, token_type_ids=token_type_ids)
+        hidden = encode_at_positions(self.encoder, masked_positions, attention_mask, inputs_embeds=embeds,
+                                     token_type_ids=token_type_ids, position_ids=position_ids,
+                                     prefix=self.prefix or None)
         logits = self.verbalizer(hidden)
         if self.calibrated:
             logits = logits - self.log_prior
@@ -84,10 +94,11 @@ def extended_embedding_table(model: PromptModel) -> np.ndarray:
     return np.concatenate([words, soft.astype(words.dtype)], axis=0)
 
 
-def save_static_graph(graph: InferenceGraph, directory: Path, num_masks: int) -> None:
-    """``paddle.jit.save`` with dynamic batch and sequence length (``model.json`` + ``model.pdiparams``)."""
-    spec = [InputSpec([None, None], "int64", name) for name in GRAPH_INPUTS[:3]]
-    spec.append(InputSpec([None, num_masks], "int64", GRAPH_INPUTS[3]))
+def save_static_graph(graph: InferenceGraph, directory: Path, num_masks: int, square_mask: bool = False) -> None:
+    """``paddle.jit.save`` with dynamic batch and sequence length (``model.json`` + ``model.pdiparams``);
+    ``square_mask``: the attention mask is ``[batch, sequence, sequence]`` (a template with options)."""
+    shapes = {"masked_positions": [None, num_masks], "attention_mask": [None, None, None] if square_mask else [None, None]}
+    spec = [InputSpec(shapes.get(name, [None, None]), "int64", name) for name in GRAPH_INPUTS]
     graph.eval()
     paddle.jit.save(graph, str(directory / PADDLE_PREFIX), input_spec=spec)
     for name in (PADDLE_MODEL_NAME, PADDLE_PARAMS_NAME):

@@ -13,7 +13,7 @@ import paddle.nn as nn
 
 from ..template import Template
 from .partial_encoder import encode_at_positions
-from .soft_prompt import SoftPrompt
+from .soft_prompt import PrefixPrompt, SoftPrompt
 
 
 class PromptModel(nn.Layer):
@@ -32,6 +32,11 @@ class PromptModel(nn.Layer):
         self.soft_prompt: Optional[SoftPrompt] = (
             SoftPrompt(template.soft_tokens, word_embeddings) if template.num_soft_tokens else None
         )
+        self.prefix: Optional[PrefixPrompt] = None
+        if template.prefix is not None:
+            config = plm.base_model.config
+            self.prefix = PrefixPrompt(template.prefix, word_embeddings, config.num_hidden_layers,
+                                       config.num_attention_heads)
         self.calibrated = calibrated
         if calibrated:
             # log of the label prior, subtracted from the logits (contextual calibration); a saved,
@@ -77,6 +82,8 @@ class PromptModel(nn.Layer):
             kwargs["inputs_embeds"] = self.embed(input_ids, soft_token_ids)
         else:
             kwargs["input_ids"] = input_ids
+        if self.prefix is not None:
+            kwargs["prefix"] = self.prefix()
         return encode_at_positions(self.encoder, masked_positions, **kwargs)
 
     def forward(

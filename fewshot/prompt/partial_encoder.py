@@ -14,11 +14,13 @@ head reads the ~15 % masked positions of a batch (a different number in each row
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
 import paddle.nn as nn
+
+from ..errors import FewshotError
 
 
 def gather_positions(sequence: paddle.Tensor, positions: paddle.Tensor) -> paddle.Tensor:
@@ -38,18 +40,27 @@ def supports_partial_last_layer(base_model: nn.Layer) -> bool:
 
 
 def additive_attention_mask(attention_mask: paddle.Tensor) -> paddle.Tensor:
-    """A ``[batch, seq]`` 1/0 mask → ``[batch, 1, 1, seq]`` additive mask, as ERNIE builds it."""
-    mask = paddle.unsqueeze(attention_mask, axis=[1, 2]).astype(paddle.get_default_dtype())
+    """A ``[batch, seq]`` 1/0 mask → ``[batch, 1, 1, seq]`` additive mask, as ERNIE builds it; a
+    ``[batch, seq, seq]`` one (a template with answer options) → ``[batch, 1, seq, seq]``."""
+    axes = [1, 2] if len(attention_mask.shape) == 2 else [1]
+    mask = paddle.unsqueeze(attention_mask, axis=axes).astype(paddle.get_default_dtype())
     mask = (1.0 - mask) * -1e4
     mask.stop_gradient = True
     return mask
 
 
 def _last_layer_at(layer: nn.TransformerEncoderLayer, hidden: paddle.Tensor, positions: paddle.Tensor,
-                   mask: paddle.Tensor) -> paddle.Tensor:
-    """A post-norm encoder layer's output at ``positions`` only; keys and values from all of ``hidden``."""
+                   mask: paddle.Tensor, cache: Optional[nn.MultiHeadAttention.Cache] = None) -> paddle.Tensor:
+    """A post-norm encoder layer's output at ``positions`` only; keys and values from all of ``hidden``.
+
+    ``mask`` is ``[batch, 1, 1, seq]``, or ``[batch, 1, seq, seq]`` of which the rows at ``positions`` apply.
+    """
+    if mask is not None and len(mask.shape) == 4 and mask.shape[2] != 1:
+        mask = paddle.take_along_axis(mask, positions.unsqueeze(1).unsqueeze(-1), axis=2)
     residual = gather_positions(hidden, positions)
-    attended = layer.self_attn(residual, hidden, hidden, mask)
+    attended = layer.self_attn(residual, hidden, hidden, mask, cache)
+    if cache is not None:
+        attended = attended[0]
     out = layer.norm1(residual + layer.dropout1(attended))
     feed_forward = layer.linear2(layer.dropout(layer.activation(layer.linear1(out))))
     return layer.norm2(out + layer.dropout2(feed_forward))
@@ -63,13 +74,20 @@ def encode_at_positions(
     inputs_embeds: Optional[paddle.Tensor] = None,
     token_type_ids: Optional[paddle.Tensor] = None,
     position_ids: Optional[paddle.Tensor] = None,
+    prefix: Optional[Sequence[Tuple[paddle.Tensor, paddle.Tensor]]] = None,
 ) -> paddle.Tensor:
     """Last-layer hidden states at ``positions`` ``[batch, k]`` → ``[batch, k, hidden]``.
 
-    ``attention_mask`` is the ``[batch, seq]`` 1/0 padding mask; give ``input_ids`` or
-    ``inputs_embeds`` (soft prompts), as to the PLM's own forward.
+    ``attention_mask`` is the ``[batch, seq]`` 1/0 padding mask, or ``[batch, seq, seq]`` (which token
+    sees which); give ``input_ids`` or ``inputs_embeds`` (soft prompts), as to the PLM's own forward.
+    ``prefix``: per layer ``(keys, values)`` ``[1, heads, p, head_size]`` that every row attends to
+    first (prefix tuning; ERNIE/BERT-style encoders only).
     """
+    if prefix is not None and not supports_partial_last_layer(base_model):
+        raise FewshotError("prefix tuning needs an ERNIE/BERT-style post-norm encoder")
     if not supports_partial_last_layer(base_model):
+        if len(attention_mask.shape) == 3:
+            attention_mask = additive_attention_mask(attention_mask)
         out = base_model(input_ids=input_ids, inputs_embeds=inputs_embeds, token_type_ids=token_type_ids,
                          position_ids=position_ids, attention_mask=attention_mask)
         sequence = out[0] if isinstance(out, (tuple, list)) else out.last_hidden_state
@@ -78,9 +96,16 @@ def encode_at_positions(
     hidden = base_model.embeddings(input_ids=input_ids, position_ids=position_ids, token_type_ids=token_type_ids,
                                    inputs_embeds=inputs_embeds)
     layers = base_model.encoder.layers
-    for layer in layers[:-1]:
-        hidden = layer(hidden, src_mask=mask)
-    return _last_layer_at(layers[-1], hidden, positions, mask)
+    caches: List[Optional[nn.MultiHeadAttention.Cache]] = [None] * len(layers)
+    if prefix is not None:
+        batch = paddle.shape(hidden)[0:1]
+        repeat = paddle.concat([batch, paddle.ones([3], dtype=batch.dtype)])
+        caches = [nn.MultiHeadAttention.Cache(paddle.tile(k, repeat), paddle.tile(v, repeat)) for k, v in prefix]
+        seen = paddle.zeros_like(mask[:, :, :, :1]).tile([1, 1, 1, prefix[0][0].shape[2]])
+        mask = paddle.concat([seen, mask], axis=-1)
+    for layer, cache in zip(layers[:-1], caches[:-1]):
+        hidden = layer(hidden, src_mask=mask) if cache is None else layer(hidden, src_mask=mask, cache=cache)[0]
+    return _last_layer_at(layers[-1], hidden, positions, mask, caches[-1])
 
 
 def _padded_positions(flat: np.ndarray, batch: int, length: int):

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import paddle
 import paddle.nn as nn
 
-from ..template import SoftToken
+from ..template import Prefix, SoftToken
 
 
 class LSTMEncoder(nn.Layer):
@@ -92,3 +92,34 @@ class SoftPrompt(nn.Layer):
             table = paddle.gather(table, self._inverse)
         zero = paddle.zeros([1, table.shape[1]], dtype=table.dtype)
         return paddle.concat([zero, table], axis=0)
+
+
+class PrefixPrompt(nn.Layer):
+    """Prefix tuning: trainable prefix tokens turned by an MLP (tanh) into keys and values for every layer.
+
+    ``forward()`` returns one ``(keys, values)`` pair per layer, each ``[1, heads, prefix, head_size]``,
+    which every row of a batch attends to before its own tokens (as ``paddlenlp.prompt``'s
+    ``PrefixTemplate``: MLP ``embed → hidden → 2 × layers × embed``, dropout 0.1 on its output).
+    """
+
+    def __init__(self, prefix: Prefix, word_embeddings: nn.Embedding, num_layers: int, num_heads: int,
+                 dropout: float = 0.1):
+        super().__init__()
+        embed_size = word_embeddings.weight.shape[1]
+        init = paddle.normal(std=0.02, shape=[len(prefix.init_token_ids), embed_size])
+        for i, token_id in enumerate(prefix.init_token_ids):
+            if token_id is not None:
+                init[i] = word_embeddings.weight[token_id]
+        self.embedding = self.create_parameter(
+            list(init.shape), default_initializer=nn.initializer.Assign(init.numpy())
+        )
+        hidden = prefix.hidden_size or embed_size
+        self.mlp = nn.Sequential(nn.Linear(embed_size, hidden), nn.Tanh(), nn.Linear(hidden, 2 * num_layers * embed_size))
+        self.dropout = nn.Dropout(dropout)
+        self.num_layers, self.num_heads, self.head_size = num_layers, num_heads, embed_size // num_heads
+
+    def forward(self) -> List[Tuple[paddle.Tensor, paddle.Tensor]]:
+        length = self.embedding.shape[0]
+        out = self.dropout(self.mlp(self.embedding))
+        out = out.reshape([length, 2 * self.num_layers, self.num_heads, self.head_size]).transpose([1, 2, 0, 3])
+        return [(out[2 * i].unsqueeze(0), out[2 * i + 1].unsqueeze(0)) for i in range(self.num_layers)]

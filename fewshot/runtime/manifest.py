@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from ..documents import read_json_document
 from ..errors import BundleError
@@ -34,8 +34,10 @@ PADDLE_MODEL_NAME = "model.json"
 PADDLE_PARAMS_NAME = "model.pdiparams"
 VOCAB_NAME = "vocab.txt"
 ONNX_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
-GRAPH_INPUTS = ("input_ids", "token_type_ids", "attention_mask", "masked_positions")
+GRAPH_INPUTS = ("input_ids", "token_type_ids", "position_ids", "attention_mask", "masked_positions")
 """The exported graph's inputs, in the order the static graph takes them."""
+LEGACY_GRAPH_INPUTS = ("input_ids", "token_type_ids", "attention_mask", "masked_positions")
+"""The inputs of bundles written before templates could set positions (positions 0, 1, …, 2 … 3 …)."""
 OUTPUT_NAME = "probs"
 MANIFEST_KEYS = (
     "task", "labels", "template", "max_seq_length", "inputs", "output", "encoding", "files"
@@ -56,6 +58,7 @@ def build_manifest(
     """Everything a runtime needs besides the graph and the vocabulary; ``info`` adds provenance
     (``fewshot_version``, ``base_model``, ``verbalizer``); ``long_text`` the window strategy."""
     masks = sum(len(part["ids"]) for part in encoding["parts"] if part["kind"] == "mask")
+    square = any("omask_id" in part for part in encoding["parts"])
     windows = {"long_text": long_text.config()} if long_text else {}
     return {
         "format_version": BUNDLE_FORMAT_VERSION if long_text else PLAIN_FORMAT_VERSION,
@@ -71,9 +74,15 @@ def build_manifest(
              "build": "[CLS] + encoding.parts (text slots tokenized with vocab.txt, truncated longest-first; "
                       "other parts' ids as listed) + [SEP], padded with pad_token_id"},
             {"name": "token_type_ids", "dtype": "int64", "shape": ["batch", "sequence"],
-             "build": "0, and 1 for the tokens after a 'sep' part; padding 0"},
-            {"name": "attention_mask", "dtype": "int64", "shape": ["batch", "sequence"],
-             "build": "1 for tokens, 0 for padding"},
+             "build": "0; a part's 'token_type' sets it from there on; after a 'sep' part 1 (encoding.style "
+                      "'paddlenlp': unchanged); the final [SEP] continues it ('paddlenlp': 0); padding 0"},
+            {"name": "position_ids", "dtype": "int64", "shape": ["batch", "sequence"],
+             "build": "0 for [CLS], then counting on from 1 (a part's 'position' restarts the count); the final "
+                      "[SEP] continues (encoding.style 'paddlenlp': 0); padding 0"},
+            {"name": "attention_mask", "dtype": "int64",
+             "shape": ["batch", "sequence", "sequence"] if square else ["batch", "sequence"],
+             "build": ("row i: 1 where token i may attend (answer options see only themselves), 0 for padding"
+                       if square else "1 for tokens, 0 for padding")},
             {"name": "masked_positions", "dtype": "int64", "shape": ["batch", masks],
              "build": "indices in input_ids of the tokens of the 'mask' parts"},
         ],
@@ -102,10 +111,9 @@ def read_manifest(bundle_dir: Union[str, os.PathLike]) -> Dict[str, Any]:
         raise BundleError(f"{path}: 'labels' must be a non-empty list of label names")
     if len(set(labels)) != len(labels):
         raise BundleError(f"{path}: 'labels' has repeated names")
-    names = [item.get("name") for item in manifest["inputs"] if isinstance(item, dict)] if isinstance(
-        manifest["inputs"], list) else []
-    if tuple(names) != GRAPH_INPUTS:
-        raise BundleError(f"{path}: inputs {names} are not {list(GRAPH_INPUTS)}")
+    names = graph_inputs(manifest)
+    if names not in (GRAPH_INPUTS, LEGACY_GRAPH_INPUTS):
+        raise BundleError(f"{path}: inputs {list(names)} are not {list(GRAPH_INPUTS)}")
     if not isinstance(manifest["files"], dict):
         raise BundleError(f"{path}: 'files' must be an object of file names")
     for field, name in manifest["files"].items():
@@ -116,6 +124,12 @@ def read_manifest(bundle_dir: Union[str, os.PathLike]) -> Dict[str, Any]:
     bundle_file(bundle_dir, tokenizer["vocab_file"], "encoding.tokenizer.vocab_file")
     manifest_long_text(path, manifest)
     return manifest
+
+
+def graph_inputs(manifest: Mapping[str, Any]) -> Tuple[str, ...]:
+    """The names of the graph's inputs that the manifest lists, in order (``GRAPH_INPUTS`` for new bundles)."""
+    items = manifest["inputs"] if isinstance(manifest["inputs"], list) else []
+    return tuple(item.get("name") for item in items if isinstance(item, dict))
 
 
 def manifest_long_text(path: Path, manifest: Mapping[str, Any]) -> Optional[LongText]:

@@ -26,7 +26,7 @@ from ..errors import BundleError, FewshotError, TemplateError
 from ..tasks.pooling import pool_windows
 from ..template import Row, TemplateEncoder, flatten_windows
 from .manifest import (
-    GRAPH_INPUTS, MANIFEST_NAME, ONNX_FILES, OUTPUT_NAME, bundle_file, manifest_long_text, manifest_task, model_file,
+    MANIFEST_NAME, ONNX_FILES, OUTPUT_NAME, bundle_file, graph_inputs, manifest_long_text, manifest_task, model_file,
     read_manifest,
 )
 from .tokenizer import batch_tokenize, load_wordpiece
@@ -126,6 +126,7 @@ class OnnxPredictor:
         self.labels: List[str] = list(self.task.labels)
         self.batch_size = batch_size
         self.encoder = bundle_encoder(self.bundle_dir, self.manifest)
+        self.input_names = graph_inputs(self.manifest)
         self.long_text = manifest_long_text(self.bundle_dir / MANIFEST_NAME, self.manifest)
         if self.long_text is not None:
             try:
@@ -151,10 +152,10 @@ class OnnxPredictor:
             raise FewshotError(f"{path}: onnxruntime could not start {providers[0]} (CUDA/cuDNN libraries?)")
         inputs = {i.name: i for i in session.get_inputs()}
         outputs = session.get_outputs()
-        if sorted(inputs) != sorted(GRAPH_INPUTS) or [o.name for o in outputs] != [OUTPUT_NAME]:
+        if sorted(inputs) != sorted(self.input_names) or [o.name for o in outputs] != [OUTPUT_NAME]:
             raise BundleError(
                 f"{path}: graph inputs {list(inputs)} / outputs {[o.name for o in outputs]} do not match "
-                f"{MANIFEST_NAME} ({list(GRAPH_INPUTS)} / ['{OUTPUT_NAME}'])"
+                f"{MANIFEST_NAME} ({list(self.input_names)} / ['{OUTPUT_NAME}'])"
             )
         width = outputs[0].shape[-1] if outputs[0].shape else None
         if isinstance(width, int) and width != len(self.labels):
@@ -199,7 +200,7 @@ class OnnxPredictor:
 
     def run_batch(self, batch: Mapping[str, np.ndarray]) -> np.ndarray:
         """Probabilities of one padded batch (``TemplateEncoder.pad``): the graph run on its inputs."""
-        return self.session.run([OUTPUT_NAME], {name: batch[name] for name in GRAPH_INPUTS})[0]
+        return self.session.run([OUTPUT_NAME], {name: batch[name] for name in self.input_names})[0]
 
     def predict_proba(self, inputs: TextInputs) -> np.ndarray:
         """Class probabilities ``[n, num_labels]``, columns in ``self.labels`` order."""

@@ -5,13 +5,13 @@
 """
 
 from .encoder import ROW_KEYS, Row, TemplateEncoder, Tokenize, pad_batch
-from .parse import ENCODERS, KINDS, TEXT_SLOTS, Part, complete_short_form, format_part, parse_template, set_soft_encoder
+from .parse import ENCODERS, KINDS, TEXT_SLOTS, Part, complete_short_form, field_slots, format_part, named_fields, parse_template, set_soft_encoder
 from .style import FEWSHOT, PADDLENLP, EncodingStyle
-from .template import SoftToken, Template, token_ids
+from .template import Prefix, SoftToken, Template, token_ids
 from .windows import DEFAULT_POOLING, TRAININGS, LongText, LongTextArg, flatten_windows, window_starts
 
 __all__ = [
     "DEFAULT_POOLING", "EncodingStyle", "FEWSHOT", "PADDLENLP", "LongText", "LongTextArg", "TRAININGS", "complete_short_form", "flatten_windows", "window_starts",
-    "ENCODERS", "KINDS", "Part", "ROW_KEYS", "Row", "SoftToken", "TEXT_SLOTS", "Template", "TemplateEncoder",
-    "Tokenize", "format_part", "pad_batch", "parse_template", "set_soft_encoder", "token_ids",
+    "ENCODERS", "KINDS", "Part", "Prefix", "ROW_KEYS", "Row", "SoftToken", "TEXT_SLOTS", "Template", "TemplateEncoder",
+    "Tokenize", "field_slots", "format_part", "named_fields", "pad_batch", "parse_template", "set_soft_encoder", "token_ids",
 ]

@@ -11,11 +11,15 @@ rebuilds it from a bundle manifest and a ``tokenizers`` WordPiece. With the temp
     soft_token_ids     0    0  0  0  0  0  1   0      0      0
     masked_positions                            [7, 8]
 
-Only text slots are truncated: the longest truncatable slot loses tokens from its end first,
-ties going to the earliest slot; prompt text, soft tokens, masks and special tokens never are.
-The token type becomes 1 after a ``{'sep'}`` part. Soft tokens are numbered ``1..S`` in
-``soft_token_ids``; what ``input_ids`` holds at their positions is the spec's ids (initialising
-ids in training, rows appended to the embedding table in a bundle).
+Only text slots (and hard text marked ``truncate``) are truncated, as the template's
+:class:`~fewshot.template.style.EncodingStyle` cuts them (``FEWSHOT``: the longest truncatable slot
+loses tokens from its end first, ties going to the earliest slot); prompt text, soft tokens, masks
+and special tokens never are. The style also decides the token type after a ``{'sep'}`` part and the
+final ``[SEP]``'s token type and position. Parts' ``token_type``/``position`` set them from that
+part on. Soft tokens are numbered ``1..S`` in ``soft_token_ids`` (parts sharing a ``soft_id``
+repeat numbers); what ``input_ids`` holds at their positions is the spec's ids (initialising ids
+in training, rows appended to the embedding table in a bundle). A template with ``[O-MASK]``
+answer options gives each row an ``[n, n]`` attention mask; a ``prefix`` part gives no tokens.
 
 With a ``LongText`` option, :meth:`TemplateEncoder.encode_texts` gives a text that does not fit
 several rows instead of one truncated row: overlapping windows over ``text_a`` (see ``windows``).
@@ -37,20 +41,24 @@ Tokenize = Callable[[Sequence[str]], List[List[int]]]
 
 Row = Dict[str, List[int]]
 ROW_KEYS = ("input_ids", "token_type_ids", "position_ids", "attention_mask", "soft_token_ids")
-FIXED_KINDS = ("hard", "soft", "mask", "sep")
+FIXED_KINDS = ("hard", "soft", "mask", "sep", "options")
 SPEC_KEYS = ("cls_token_id", "sep_token_id", "pad_token_id", "max_seq_length", "parts")
-PART_OPTIONS = ("token_type", "position")
+PART_OPTIONS = ("token_type", "position", "omask_id")
 
 
 class TemplateEncoder:
     """Assembles model inputs from encoded template parts and a batch tokenizer.
 
     ``parts`` are ``{"kind": "text", "slot": "text_a", "truncate": True}`` or
-    ``{"kind": "hard"|"soft"|"mask"|"sep", "ids": [...]}``, in template order. Any part may also
+    ``{"kind": "hard"|"soft"|"mask"|"sep"|"options", "ids": [...]}`` or ``{"kind": "prefix", "length": 4}``
+    (first; no tokens in the row, its positions skipped), in template order. Any part may also
     hold ``token_type`` (0/1, for it and the parts after it), ``position`` (its first position id,
     the parts after it continuing from there); a text part ``add_space`` (a space before the text
     when tokenizing); a hard part ``truncate: true`` (it may lose tokens like a text slot); a soft
-    part ``soft_ids`` (its soft tokens' 1-based numbers; parts sharing soft tokens repeat them).
+    part ``soft_ids`` (its soft tokens' 1-based numbers; parts sharing soft tokens repeat them); an
+    options part ``omask_id``: each ``[O-MASK]`` starts an answer option whose positions restart at the
+    part's first position, and the row's ``attention_mask`` becomes ``[n, n]``: options do not see each
+    other (as ``paddlenlp.prompt`` builds it).
     """
 
     def __init__(
@@ -80,7 +88,13 @@ class TemplateEncoder:
             next_soft = max([next_soft - 1, *part.get("soft_ids", [])]) + 1
         self.num_soft_tokens = next_soft - 1
         self.variable = [i for i, part in enumerate(self.parts) if part["kind"] == "text" or part.get("truncate")]
-        self.fixed_length = 2 + sum(len(part["ids"]) for i, part in enumerate(self.parts) if i not in self.variable)
+        self.prefix_length = sum(part["length"] for part in self.parts if part["kind"] == "prefix")
+        """Soft tokens of a ``prefix`` part: keys and values in every layer, not tokens of the row; they
+        count toward ``max_seq_length`` (as in PaddleNLP, and so that positions stay below it)."""
+        self.fixed_length = 2 + self.prefix_length + sum(
+            len(part.get("ids", [])) for i, part in enumerate(self.parts) if i not in self.variable)
+        self.square_mask = any("omask_id" in part for part in self.parts)
+        """Whether rows carry an ``[n, n]`` attention mask (answer options) rather than ``[n]``."""
         self.spaced = {part["slot"] for part in self.parts if part["kind"] == "text" and part.get("add_space")}
         self.text_budget = self.max_seq_length - self.fixed_length
         if self.text_budget < len(self.slots):
@@ -231,10 +245,14 @@ class TemplateEncoder:
         position_ids = [0]
         soft_token_ids = [0]
         masked_positions: List[int] = []
+        omask_positions: List[int] = []
         token_type = 0
         position = 1
         for i, part in enumerate(self.parts):
             kind = part["kind"]
+            if kind == "prefix":  # positions of the prefix's keys, as PaddleNLP numbers them
+                position += part["length"]
+                continue
             ids = pieces[i] if i in pieces else part["ids"]
             token_type = part.get("token_type", token_type)
             position = part.get("position", position)
@@ -243,8 +261,15 @@ class TemplateEncoder:
             soft_token_ids.extend(part["soft_ids"] if kind == "soft" else [0] * len(ids))
             input_ids.extend(ids)
             token_type_ids.extend([token_type] * len(ids))
-            position_ids.extend(range(position, position + len(ids)))
-            position += len(ids)
+            if "omask_id" in part:
+                starts = [k for k, token in enumerate(ids) if token == part["omask_id"]]
+                omask_positions.extend(len(input_ids) - len(ids) + k for k in starts)
+                bounds = list(zip([0, *starts], [*starts, len(ids)]))
+                position_ids.extend(p for a, b in bounds for p in range(position, position + b - a))
+                position += max(b - a for a, b in bounds)
+            else:
+                position_ids.extend(range(position, position + len(ids)))
+                position += len(ids)
             if kind == "sep" and "token_type" not in part:
                 token_type = self.style.token_type_after_sep(token_type)
         final_type, final_position = self.style.final_sep(token_type, position)
@@ -256,7 +281,8 @@ class TemplateEncoder:
             "input_ids": input_ids,
             "token_type_ids": token_type_ids,
             "position_ids": position_ids,
-            "attention_mask": [1] * len(input_ids),
+            "attention_mask": option_attention_mask(input_ids, omask_positions, (self.cls_token_id, self.sep_token_id))
+            if omask_positions else [1] * len(input_ids),
             "soft_token_ids": soft_token_ids,
             "masked_positions": masked_positions,
         }
@@ -280,15 +306,31 @@ class TemplateEncoder:
         return pad_batch(rows, self.pad_token_id)
 
 
+def option_attention_mask(input_ids: Sequence[int], omask_positions: Sequence[int], ends: Sequence[int]) -> List[List[int]]:
+    """The ``[n, n]`` 1/0 mask of a row with answer options: every token sees every other, except that
+    the options (from the first ``[O-MASK]`` to the first ``[CLS]``/``[SEP]`` after the last) see
+    only themselves. ``ends`` are the ids that close the options region."""
+    n = len(input_ids)
+    end = next((k for k in range(omask_positions[-1] + 1, n) if input_ids[k] in ends), n)
+    mask = np.ones((n, n), dtype=np.int64)
+    mask[omask_positions[0]:end, omask_positions[0]:end] = 0
+    for a, b in zip(omask_positions, [*omask_positions[1:], end]):
+        mask[a:b, a:b] = 1
+    return mask.tolist()
+
+
 def pad_batch(rows: Sequence[Row], pad_token_id: int = 0) -> Dict[str, np.ndarray]:
-    """Stack encoded rows into int64 numpy arrays padded only to the batch's longest row."""
+    """Stack encoded rows into int64 numpy arrays padded only to the batch's longest row (an
+    ``[n, n]`` attention mask to ``[length, length]``, padding 0)."""
     length = max(len(row["input_ids"]) for row in rows)
     batch: Dict[str, np.ndarray] = {}
     for key in ROW_KEYS:
         fill = pad_token_id if key == "input_ids" else 0
-        out = np.full((len(rows), length), fill, dtype=np.int64)
+        square = key == "attention_mask" and isinstance(rows[0][key][0], list)
+        out = np.full((len(rows), length, length) if square else (len(rows), length), fill, dtype=np.int64)
         for r, row in enumerate(rows):
-            out[r, : len(row[key])] = row[key]
+            values = np.asarray(row[key], dtype=np.int64)
+            out[(r, *(slice(0, n) for n in values.shape))] = values
         batch[key] = out
     if rows[0]["masked_positions"]:
         batch["masked_positions"] = np.array([row["masked_positions"] for row in rows], dtype=np.int64)
@@ -309,6 +351,9 @@ def _part_problem(part: Any) -> str:
     if not isinstance(part.get("truncate", True), bool):
         return "has a 'truncate' that is not true/false"
     kind = part.get("kind")
+    if kind == "prefix":
+        length = part.get("length")
+        return "" if _is_id(length) and length > 0 else "needs 'length', a positive integer"
     if kind == "text":
         if part.get("slot") not in TEXT_SLOTS:
             return f"has slot {part.get('slot')!r}, not one of {', '.join(TEXT_SLOTS)}"

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, replace
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import TemplateError
 
-KINDS = ("text", "hard", "soft", "mask", "sep")
+KINDS = ("text", "hard", "soft", "mask", "sep", "options", "prefix")
 COMMON_OPTIONS = {"token_type", "position", "add_space", "truncate"}
 OPTIONS = {
     "text": COMMON_OPTIONS,
@@ -24,11 +24,15 @@ OPTIONS = {
     "soft": COMMON_OPTIONS | {"length", "encoder", "hidden_size", "soft_id"},
     "mask": COMMON_OPTIONS | {"length"},
     "sep": COMMON_OPTIONS,
+    "options": COMMON_OPTIONS | {"add_omask", "add_prompt", "length"},
+    "prefix": {"length", "encoder", "hidden_size"},
 }
 """Options each part kind takes, as in ``paddlenlp.prompt`` (``length`` on hard text is accepted and
 ignored, as PaddleNLP does)."""
 CUTTABLE_KINDS = ("text", "hard")
 """Kinds that ``'truncate': True`` may shorten (a cut mask or soft token would change the model's inputs)."""
+OPTION_TOKEN = "[OPT]"
+"""Where ``add_prompt`` puts each answer option: ``'答案是[OPT]'``."""
 ENCODERS = ("none", "lstm", "mlp")
 TEXT_SLOTS = ("text_a", "text_b")
 
@@ -44,6 +48,8 @@ class Part:
     this part and those after it; ``add_space`` prefixes a space before tokenizing; ``truncate``
     (None: the kind's default, true for text only) lets the part lose tokens to fit;
     ``soft_id`` names soft tokens that a later part with the same ``soft_id`` reuses.
+    ``choices`` are an ``options`` part's answer options, each written as ``add_prompt`` (with
+    ``[OPT]`` replaced by it) and, with ``add_omask``, behind an ``[O-MASK]`` token.
     """
 
     kind: str
@@ -56,6 +62,9 @@ class Part:
     position: Optional[int] = None
     add_space: bool = False
     soft_id: Optional[int] = None
+    choices: Optional[Tuple[str, ...]] = None
+    add_omask: bool = False
+    add_prompt: Optional[str] = None
 
     @property
     def cuttable(self) -> bool:
@@ -151,8 +160,8 @@ def _build_part(kind: str, value: Dict[str, Any], chunk: str, position: int) -> 
         raise TemplateError(f"{where}: 'length' must be a positive integer, got {length!r}")
     options = _common_options(value, kind, where)
     if kind == "text":
-        if main not in TEXT_SLOTS:
-            raise TemplateError(f"{where}: text slot must be one of {', '.join(TEXT_SLOTS)}, got {main!r}")
+        if not isinstance(main, str) or not main.strip() or main != main.strip():
+            raise TemplateError(f"{where}: text slot must name an example field such as 'text_a', got {main!r}")
         return Part("text", main, **options)
     if kind == "hard":
         if not isinstance(main, str) or not main.strip():
@@ -171,11 +180,39 @@ def _build_part(kind: str, value: Dict[str, Any], chunk: str, position: int) -> 
         if soft_id is not None and (not isinstance(soft_id, int) or isinstance(soft_id, bool)):
             raise TemplateError(f"{where}: 'soft_id' must be an integer, got {soft_id!r}")
         return Part("soft", main, length=length, encoder=encoder, hidden_size=hidden, soft_id=soft_id, **options)
+    if kind == "options":
+        return _options_part(value, where, options)
+    if kind == "prefix":
+        if main is not None and (not isinstance(main, str) or not main.strip()):
+            raise TemplateError(f"{where}: 'prefix' takes initialising text or None")
+        if value.get("encoder", "mlp") != "mlp":
+            raise TemplateError(f"{where}: a prefix is encoded by 'mlp' (its key/value projection), got {value['encoder']!r}")
+        hidden = value.get("hidden_size")
+        if hidden is not None and (not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 1):
+            raise TemplateError(f"{where}: 'hidden_size' must be a positive integer, got {hidden!r}")
+        return Part("prefix", main, length=length, encoder="mlp", hidden_size=hidden)
     if main is not None:
         raise TemplateError(f"{where}: '{kind}' takes no value")
     if kind == "mask":
         return Part("mask", length=length, **options)
     return Part("sep", **options)
+
+
+def _options_part(value: Dict[str, Any], where: str, options: Dict[str, Any]) -> Part:
+    """``{'options': ['体育', '财经'], 'add_omask': True, 'add_prompt': '是[OPT]吗'}``, checked."""
+    choices = value["options"]
+    if isinstance(choices, str):
+        raise TemplateError(f"{where}: options from an example field ({choices!r}) are not supported; "
+                            "list them: {'options': ['体育', '财经']}")
+    if not isinstance(choices, (list, tuple)) or not choices or not all(isinstance(c, str) and c.strip() for c in choices):
+        raise TemplateError(f"{where}: 'options' must be a non-empty list of non-empty strings")
+    add_omask = value.get("add_omask", False)
+    if not isinstance(add_omask, bool):
+        raise TemplateError(f"{where}: 'add_omask' must be True or False")
+    prompt = value.get("add_prompt")
+    if prompt is not None and (not isinstance(prompt, str) or OPTION_TOKEN not in prompt):
+        raise TemplateError(f"{where}: 'add_prompt' must be text containing {OPTION_TOKEN}, got {prompt!r}")
+    return Part("options", choices=tuple(choices), add_omask=add_omask, add_prompt=prompt, **options)
 
 
 def parse_template(text: str) -> List[Part]:
@@ -202,7 +239,10 @@ def parse_template(text: str) -> List[Part]:
         i = hard_start = end + 1
     if text[hard_start:].strip():
         parts.append(Part("hard", text[hard_start:]))
-    return complete_short_form(parts)
+    parts = complete_short_form(parts)
+    field_slots(parts)
+    _check_prefix(parts)
+    return parts
 
 
 def complete_short_form(parts: List[Part]) -> List[Part]:
@@ -217,6 +257,40 @@ def complete_short_form(parts: List[Part]) -> List[Part]:
     if not any(p.kind == "mask" for p in parts):
         parts.append(Part("mask"))
     return parts
+
+
+def _check_prefix(parts: Sequence[Part]) -> None:
+    """A ``prefix`` part comes first (as in PaddleNLP), once, and not with ``soft`` parts."""
+    kinds = [p.kind for p in parts]
+    if "prefix" not in kinds:
+        return
+    if kinds.index("prefix") != 0 or kinds.count("prefix") > 1:
+        raise TemplateError("template: a {'prefix'} part must be the template's first part, and only one "
+                            "(the short form puts {'text': 'text_a'} first: write the text slot)")
+    if "soft" in kinds:
+        raise TemplateError("template: {'prefix'} and {'soft'} parts cannot be combined (as in PaddleNLP)")
+
+
+def field_slots(parts: Sequence[Part]) -> Dict[str, str]:
+    """The slot (``text_a``/``text_b``, the example's first and second text) each text field reads.
+
+    ``text_a`` and ``text_b`` are themselves; other names take the free slots in template order:
+    ``{'text': 'premise'}…{'text': 'hypothesis'}`` → ``{'premise': 'text_a', 'hypothesis': 'text_b'}``.
+    TSV columns are read by position, JSON keys by these names (see :func:`named_fields`).
+    """
+    names = list(dict.fromkeys(p.value for p in parts if p.kind == "text"))
+    free = [slot for slot in TEXT_SLOTS if slot not in names]
+    others = [name for name in names if name not in TEXT_SLOTS]
+    if len(others) > len(free):
+        raise TemplateError(f"template: text fields {', '.join(names)}: an example holds at most two texts "
+                            f"({', '.join(TEXT_SLOTS)})")
+    return {**{name: name for name in names if name in TEXT_SLOTS}, **dict(zip(others, free))}
+
+
+def named_fields(text: str) -> Dict[str, str]:
+    """Slot → JSON key for the template's text fields other than ``text_a``/``text_b``:
+    ``"{'text': 'sentence'}主题是{'mask'}"`` → ``{'text_a': 'sentence'}``."""
+    return {slot: name for name, slot in field_slots(parse_template(text)).items() if name != slot}
 
 
 def format_part(part: Part) -> str:
@@ -235,8 +309,15 @@ def format_part(part: Part) -> str:
             options["encoder"] = part.encoder
         if part.hidden_size is not None:
             options["hidden_size"] = part.hidden_size
+    elif part.kind == "prefix":
+        options["length"] = part.length
+        options.update({"hidden_size": part.hidden_size} if part.hidden_size is not None else {})
     elif part.kind == "mask" and part.length > 1:
         options["length"] = part.length
+    elif part.kind == "options":
+        options.update({"add_omask": True} if part.add_omask else {})
+        options.update({"add_prompt": part.add_prompt} if part.add_prompt is not None else {})
+        return repr({"options": list(part.choices), **options})
     if part.kind == "hard" and not options and "{" not in part.value and "}" not in part.value:
         return part.value
     if part.kind in ("mask", "sep") and not options:

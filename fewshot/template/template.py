@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import TemplateError
 from .encoder import Row, TemplateEncoder
-from .parse import Part, format_part, parse_template
+from .parse import OPTION_TOKEN, Part, field_slots, format_part, parse_template
 from .style import FEWSHOT, EncodingStyle
 
 
@@ -27,6 +27,19 @@ class SoftToken:
 
     group: Tuple[str, Optional[int]]
     init_token_id: Optional[int]
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """A ``prefix`` part (prefix tuning): its soft tokens' initialising ids (None: random) and the
+    hidden size of the MLP that turns them into every layer's keys and values (None: the PLM's)."""
+
+    init_token_ids: Tuple[Optional[int], ...]
+    hidden_size: Optional[int] = None
+
+
+OMASK_TOKEN = "[O-MASK]"
+"""The token in front of each answer option of an ``options`` part with ``add_omask``."""
 
 
 def token_ids(tokenizer: Any, text: str) -> List[int]:
@@ -45,7 +58,9 @@ class Template:
         self.text = text
         self.style = style
         self.parts: List[Part] = parse_template(text)
+        self.slots = field_slots(self.parts)
         self.soft_tokens: List[SoftToken] = []
+        self.prefix: Optional[Prefix] = None
         self._shared_soft: Dict[int, Dict[str, Any]] = {}
         encoded = [self._encode_part(part, tokenizer) for part in self.parts]
         self.encoder = TemplateEncoder(
@@ -74,7 +89,7 @@ class Template:
         options: Dict[str, Any] = {name: getattr(part, name) for name in ("token_type", "position")
                                    if getattr(part, name) is not None}
         if part.kind == "text":
-            return {"kind": "text", "slot": part.value, "truncate": part.cuttable, **options,
+            return {"kind": "text", "slot": self.slots[part.value], "truncate": part.cuttable, **options,
                     **({"add_space": True} if part.add_space else {})}
         if part.cuttable:
             options["truncate"] = True
@@ -88,6 +103,12 @@ class Template:
             return {"kind": "mask", "ids": [tokenizer.mask_token_id] * part.length, **options}
         if part.kind == "sep":
             return {"kind": "sep", "ids": [tokenizer.sep_token_id], **options}
+        if part.kind == "options":
+            return {"kind": "options", **self._option_ids(part, tokenizer, space), **options}
+        if part.kind == "prefix":
+            init = list(token_ids(tokenizer, part.value)) if part.value is not None else []
+            self.prefix = Prefix(tuple(init + [None] * (part.length - len(init))), part.hidden_size)
+            return {"kind": "prefix", "length": len(self.prefix.init_token_ids)}
         return {"kind": "soft", **self._soft_ids(part, tokenizer, space), **options}
 
     def _soft_ids(self, part: Part, tokenizer: Any, space: str) -> Dict[str, Any]:
@@ -116,6 +137,20 @@ class Template:
         if part.soft_id is not None:
             self._shared_soft[part.soft_id] = encoded
         return dict(encoded)
+
+    @staticmethod
+    def _option_ids(part: Part, tokenizer: Any, space: str) -> Dict[str, Any]:
+        """An options part's ``ids``: each choice (written as ``add_prompt``) tokenized, behind the
+        ``[O-MASK]`` id (``omask_id``) with ``add_omask``."""
+        omask = tokenizer.convert_tokens_to_ids(OMASK_TOKEN) if part.add_omask else None
+        if omask is not None and (omask == tokenizer.unk_token_id or OMASK_TOKEN not in tokenizer.get_vocab()):
+            raise TemplateError(f"template: {format_part(part)} needs the token {OMASK_TOKEN} in the tokenizer's "
+                                "vocabulary (UTC models have it)")
+        ids: List[int] = []
+        for choice in part.choices:
+            text = part.add_prompt.replace(OPTION_TOKEN, choice) if part.add_prompt else choice
+            ids += ([omask] if omask is not None else []) + token_ids(tokenizer, space + text if not ids else text)
+        return {"ids": ids, **({"omask_id": omask} if omask is not None else {})}
 
     def describe(self, soft_token_start: Optional[int] = None) -> Dict[str, Any]:
         """The encoder's spec: what a bundle manifest stores so the runtime can rebuild the encoder.
