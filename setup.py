@@ -87,6 +87,7 @@ setup(
             "fewshot-select=fewshot.cli.select:main",
             "fewshot-report=fewshot.cli.report:main",
             "fewshot-labelwords=fewshot.cli.labelwords:main",
+            "fewshot-import=fewshot.cli.import_paddlenlp:main",
         ]
     },
 )

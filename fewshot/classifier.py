@@ -31,11 +31,12 @@ from .documents import json_text, read_json_document
 from .errors import BundleError, DataError, FewshotError
 from .export.bundle import export_bundle
 from .export.convert import DEFAULT_OPSET
+from .importing.paddlenlp_checkpoint import read_paddlenlp_model
 from .prompt.heads import SigmoidHead, build_head, prior_bias
 from .prompt.label_search import LabelWordSearch, search_label_words
 from .prompt.model import ClsHeadModel, PromptModel
 from .prompt.pretrained import load_pretrained
-from .prompt.verbalizers import VERBALIZERS
+from .prompt.verbalizers import VERBALIZERS, VerbalizerArg, VerbalizerSpec
 from .tasks import (
     DEFAULT_LABEL_DELIMITER,
     DEFAULT_PATH_DELIMITER,
@@ -127,7 +128,7 @@ class PromptClassifier:
         model: str,
         labels: LabelsArg,
         template: str = DEFAULT_TEMPLATE,
-        verbalizer: str = "manual",
+        verbalizer: VerbalizerArg = "manual",
         max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
         seed: Optional[int] = None,
         method: str = "prompt",
@@ -157,7 +158,7 @@ class PromptClassifier:
         task: Task,
         label_words: Mapping[str, List[str]],
         template: str = DEFAULT_TEMPLATE,
-        verbalizer: str = "manual",
+        verbalizer: VerbalizerArg = "manual",
         max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
         method: str = "prompt",
         calibrate: bool = False,
@@ -179,20 +180,21 @@ class PromptClassifier:
         return clf
 
     def _setup(
-        self, model_name: str, label_words: Dict[str, List[str]], task: Task, template: str, verbalizer: str,
+        self, model_name: str, label_words: Dict[str, List[str]], task: Task, template: str, verbalizer: VerbalizerArg,
         max_seq_length: int, method: str, calibrate: bool, seed: Optional[int], plm: Any = None, tokenizer: Any = None,
         long_text: LongTextArg = None, search: Optional[LabelWordSearch] = None, template_style: str = FEWSHOT.name,
     ) -> None:
-        if verbalizer not in VERBALIZERS:
-            raise FewshotError(f"verbalizer must be one of {', '.join(VERBALIZERS)}, got {verbalizer!r}")
+        spec = VerbalizerSpec.parse(verbalizer)
         if method not in METHODS:
             raise FewshotError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         if calibrate and method != "zeroshot":
             raise FewshotError(f"calibrate=True applies to method='zeroshot' only, got method={method!r}")
         if calibrate:
             task.require("calibrate", "calibrate=True (a softmax prior)")
-        if method == "zeroshot" and verbalizer != "manual":
-            raise FewshotError("method='zeroshot' needs verbalizer='manual' (a soft verbalizer is untrained)")
+        if method == "zeroshot" and not spec.cls.untrained:
+            untrained = ", ".join(kind for kind, kind_cls in VERBALIZERS.items() if kind_cls.untrained)
+            raise FewshotError(f"method='zeroshot' needs verbalizer='manual' or another kind that predicts "
+                               f"untrained ({untrained}); a {spec.kind} verbalizer is untrained")
         if list(label_words) != list(task.labels):
             raise FewshotError("label words must be given for exactly the task's labels, in the same order")
         if search is not None and method == "finetune":
@@ -206,7 +208,7 @@ class PromptClassifier:
         self.calibrate = calibrate
         self.task = task
         self.label_words = label_words
-        self.verbalizer_kind = verbalizer
+        self.verbalizer_kind = spec.config()
         self.train_metrics: Dict[str, Any] = {}
         self.label_word_choice: Dict[str, Any] = {}
         self.pending_search = search
@@ -591,6 +593,18 @@ class PromptClassifier:
         pairs = prediction_pairs(inputs, self.template.needs_text_b)
         return explain_pairs(pairs, lambda variants: self._probabilities(variants, batch_size), self.task,
                              filler=self.tokenizer.unk_token)
+
+    @classmethod
+    def from_paddlenlp(cls, directory: Union[str, "os.PathLike[str]"], base_model: Optional[str] = None,
+                       trust_pickle: bool = False, max_seq_length: Optional[int] = None,
+                       verbalizer: Optional[VerbalizerArg] = None) -> "PromptClassifier":
+        """A classifier from a checkpoint of PaddleNLP's few-shot example (``model_state.pdparams``,
+        ``template_config.json``, ``verbalizer_config.json``): see ``fewshot.importing``. Its pickle
+        is read only with ``trust_pickle=True``; ``save`` then writes safetensors."""
+        imported = read_paddlenlp_model(directory, base_model, trust_pickle, max_seq_length, verbalizer)
+        clf = cls.from_task(**imported.arguments)
+        imported.set_head(clf.model)
+        return clf
 
     def untrained_copy(self, seed: Optional[int] = None) -> "PromptClassifier":
         """A new classifier with this one's settings (template, verbalizer, method, task with its

@@ -60,9 +60,37 @@ def test_label_file_line_with_two_separators(tmp_path):
         read_label_words(path)
 
 
-def test_label_file_mixing_labels_with_and_without_words_names_the_bare_label(tmp_path):
-    path = write_text(tmp_path, "news_car==汽车\nnews_tech\nnews_sports\n")
-    with pytest.raises(LabelFileError, match=where(path, 2) + "label 'news_tech' has no word, but other labels do"):
+def test_label_file_mixing_bare_and_mapped_lines_reads_as_paddlenlp_does(tmp_path, tiny_tokenizer):
+    """PaddleNLP reads a bare line as the label standing for itself; so does the verbalizer."""
+    from fewshot.prompt.verbalizers import tokenize_label_words
+
+    path = write_text(tmp_path, "news_car==汽车\n体育\nnews_car==车\n")
+    words = read_label_words(path)
+    assert words == {"news_car": ["汽车", "车"], "体育": []}
+    ids = tokenize_label_words(words, tiny_tokenizer, 1)
+    assert ids["体育"] == [tiny_tokenizer.convert_tokens_to_ids(["体", "育"])]
+
+
+def test_paddlenlp_verbalizer_config_is_read_as_a_mapping(tmp_path):
+    path = write_text(tmp_path, '{"news_car": ["汽车", "车辆"], "news_edu": "教育"}\n', "verbalizer_config.json")
+    assert read_label_words(path) == {"news_car": ["汽车", "车辆"], "news_edu": ["教育"]}
+
+
+def test_paddlenlp_template_config_given_as_labels_says_what_it_is(tmp_path):
+    path = write_text(tmp_path, '[{"text": "text_a"}, {"mask": null}]\n{"class": "ManualTemplate"}\n', "template_config.json")
+    with pytest.raises(LabelFileError, match=re.escape(f"{path}: this is PaddleNLP's template_config.json "
+                                                       "(a ManualTemplate template), not a label file")):
+        read_label_words(path)
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"a": ["甲"]\n', "starts like JSON but is not valid JSON"),
+    ('{"a": "甲"}\n{"b": "乙"}\n', "a JSON label file must be one object"),
+    ('{"a": [1]}\n', "label 'a': word must be a string, found int"),
+])
+def test_bad_json_label_files_name_the_file(tmp_path, content, message):
+    path = write_text(tmp_path, content, "verbalizer_config.json")
+    with pytest.raises(LabelFileError, match=re.escape(f"{path}: ") + ".*" + re.escape(message)):
         read_label_words(path)
 
 
@@ -113,9 +141,14 @@ def test_mapping_empty_word_names_the_label():
         label_words_from_mapping({"news_car": ["汽车", " "]})
 
 
-def test_mapping_mixing_labels_with_and_without_words_names_the_label():
-    with pytest.raises(LabelFileError, match=re.escape("label words: label 'b' has no word, but other labels do")):
-        label_words_from_mapping({"a": "甲", "b": []})
+def test_mapping_mixing_labels_with_and_without_words():
+    assert label_words_from_mapping({"a": "甲", "b": []}) == {"a": ["甲"], "b": []}
+
+
+def test_mapping_with_integer_label_keys():
+    assert label_words_from_mapping({0: "差", 1: ["好", "棒"]}) == {"0": ["差"], "1": ["好", "棒"]}
+    with pytest.raises(LabelFileError, match="must be a string"):
+        label_words_from_mapping({True: "是"})
 
 
 def test_mapping_rejects_separator_in_word():

@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..classifier import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_TEMPLATE, METHODS, PromptClassifier
 from ..data import DEFAULT_JSON_FIELDS, Example, TaskFolder, format_fields, is_json_lines, parse_fields, read_examples
-from ..prompt.verbalizers import VERBALIZERS
+from ..prompt.verbalizers import VERBALIZERS, verbalizer_option
 from ..prompt.label_search import LabelWordSearch
 from ..tasks import DEFAULT_LABEL_DELIMITER, DEFAULT_PATH_DELIMITER, Task, build_task, resolve_label_words
 from ..tasks.pooling import POOLINGS
@@ -56,7 +56,9 @@ def add_classifier_options(p: argparse.ArgumentParser, required: bool = True) ->
                    help=f"prompt template (default {DEFAULT_TEMPLATE})")
     p.add_argument("--soft-encoder", "--soft_encoder", dest="soft_encoder", choices=ENCODERS, default=None,
                    help="encoder for the template's soft tokens that name none")
-    p.add_argument("--verbalizer", choices=list(VERBALIZERS), default="manual")
+    p.add_argument("--verbalizer", type=verbalizer_option, default="manual", metavar="KIND[:OPTION=VALUE,...]",
+                   help=f"one of {', '.join(VERBALIZERS)}, with options as in "
+                        "paddlenlp:token_aggregate_type=max,mask_aggregate_type=mean (default manual)")
     p.add_argument("--method", choices=METHODS, default=METHODS[0],
                    help="prompt: train the template + verbalizer; finetune: [CLS] head baseline on the same PLM; "
                         "zeroshot: manual verbalizer, no training")

@@ -8,14 +8,17 @@ The file format is PaddleNLP's ``label.txt``: one label per line (``news_car``),
     news_tech==科技
 
 reads as ``{"news_car": ["汽车", "车辆"], "news_tech": ["科技"]}``. A bare label line gives
-the label no words (``[]``); the caller decides what to use instead (e.g. the label name).
-Either every label has a word or none has. Errors raise :class:`~fewshot.errors.LabelFileError`.
+the label no words (``[]``): the verbalizer then reads the label's own name, as PaddleNLP does, so
+bare and ``label==word`` lines may be mixed. PaddleNLP's ``verbalizer_config.json`` (a JSON object
+``{"news_car": ["汽车"]}``) is read as the mapping it is; its ``template_config.json`` is refused
+with a message saying what it is. Errors raise :class:`~fewshot.errors.LabelFileError`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Tuple
 
 from ..errors import LabelFileError
 from .fields import clean_string
@@ -55,31 +58,57 @@ def read_label_words(path: PathLike) -> Dict[str, List[str]]:
     Duplicate words of a label are dropped; blank lines are skipped; a UTF-8 BOM and
     CRLF endings are accepted. Errors name the path and 1-based line; a word given to two
     labels is logged as a warning (the verbalizer cannot tell those labels apart by it).
+    A file whose first line starts with ``{``, ``[`` or ``"`` is read as PaddleNLP's JSON files.
     """
+    lines = [line.strip() for _, line in read_lines(path, error=LabelFileError)]
+    first = next((line for line in lines if line), "")
+    if first.startswith(("{", "[", '"')):
+        return label_words_from_json(path, [line for line in lines if line])
     label_words: Dict[str, List[str]] = {}
-    first_line: Dict[str, int] = {}
-    for number, label, word in label_lines(path):
+    for _, label, word in label_lines(path):
         words = label_words.setdefault(label, [])
-        first_line.setdefault(label, number)
         if word and word not in words:
             words.append(word)
     if not label_words:
         raise LabelFileError(f"{path}: no labels (the file is empty or has only blank lines)")
-    _check_all_or_none_have_words(label_words, lambda label: f"{path} line {first_line[label]}")
+    _log_labels_without_words(label_words, str(path))
     warn_shared_words(label_words, str(path))
     return label_words
+
+
+def label_words_from_json(path: PathLike, lines: List[str]) -> Dict[str, List[str]]:
+    """PaddleNLP's ``verbalizer_config.json`` (``{"label": ["word", ...]}``) as label words; its
+    ``template_config.json`` (a JSON string line, then ``{"class": ...}``) refused as a template."""
+    try:
+        documents = [json.loads(line) for line in lines]
+    except json.JSONDecodeError as exc:
+        raise LabelFileError(f"{path}: starts like JSON but is not valid JSON ({exc.msg} at column {exc.colno}); "
+                             f"a label file has 'label' or 'label==word' lines") from None
+    if len(documents) == 2 and isinstance(documents[1], dict) and "class" in documents[1]:
+        raise LabelFileError(f"{path}: this is PaddleNLP's template_config.json (a {documents[1]['class']} "
+                             f"template), not a label file; give its template as the template")
+    if len(documents) != 1 or not isinstance(documents[0], dict):
+        raise LabelFileError(f"{path}: a JSON label file must be one object mapping each label to its words, "
+                             f"as PaddleNLP's verbalizer_config.json")
+    try:
+        return label_words_from_mapping(documents[0])
+    except LabelFileError as exc:
+        raise LabelFileError(f"{path}: {exc}") from None
 
 
 def label_words_from_mapping(mapping: Mapping[str, Any]) -> Dict[str, List[str]]:
     """Validate an in-memory ``{label: word or [words] or None}`` and return ``{label: [words]}``.
 
     Applies the rules of :func:`read_label_words` (stripped, non-empty, no ``==``, tabs or line
-    breaks, every label has a word or none has); errors name the label.
+    breaks); errors name the label. Integer keys are labels too: ``{0: "差", 1: "好"}`` →
+    ``{"0": ["差"], "1": ["好"]}`` (data files hold labels as text).
     """
     if not isinstance(mapping, Mapping):
         raise LabelFileError(f"label words must be a mapping of label to words, found {type(mapping).__name__}")
     label_words: Dict[str, List[str]] = {}
     for raw_label, raw_words in mapping.items():
+        if isinstance(raw_label, int) and not isinstance(raw_label, bool):
+            raw_label = str(raw_label)
         label = _clean_name(f"label {raw_label!r}", "label", raw_label)
         if label in label_words:
             raise LabelFileError(f"label '{label}': given twice")
@@ -99,7 +128,7 @@ def label_words_from_mapping(mapping: Mapping[str, Any]) -> Dict[str, List[str]]
         label_words[label] = words
     if not label_words:
         raise LabelFileError("label words: no labels given")
-    _check_all_or_none_have_words(label_words, lambda label: "label words")
+    _log_labels_without_words(label_words, "label words")
     warn_shared_words(label_words, "label words")
     return label_words
 
@@ -148,12 +177,9 @@ def _clean_name(where: str, kind: str, value: Any) -> str:
     return value
 
 
-def _check_all_or_none_have_words(label_words: Dict[str, List[str]], locate: Callable[[str], str]) -> None:
-    """Raise when some labels have words and others do not, naming the first without."""
+def _log_labels_without_words(label_words: Dict[str, List[str]], where: str) -> None:
+    """Say which labels stand for themselves when other labels have words (PaddleNLP's mixed files)."""
     without = [label for label, words in label_words.items() if not words]
     if without and len(without) < len(label_words):
-        label = without[0]
-        raise LabelFileError(
-            f"{locate(label)}: label '{label}' has no word, but other labels do; "
-            f"give every label a word with 'label{SEPARATOR}word' or give none"
-        )
+        logger.info("%s: label(s) %s have no word; the verbalizer reads the label name itself",
+                    where, ", ".join(f"'{label}'" for label in without))

@@ -71,7 +71,8 @@ class InferenceGraph(nn.Layer):
         masked_positions: paddle.Tensor,
     ) -> paddle.Tensor:
         embeds = F.embedding(input_ids, self.word_embeddings)
-        hidden = encode_at_positions(self.encoder, masked_positions, attention_mask, inputs_embeds=embeds,
+        positions = self.verbalizer.read_positions(masked_positions)
+        hidden = encode_at_positions(self.encoder, positions, attention_mask, inputs_embeds=embeds,
                                      token_type_ids=token_type_ids, position_ids=position_ids,
                                      prefix=self.prefix or None)
         logits = self.verbalizer(hidden)

@@ -24,7 +24,7 @@ import paddle
 import paddle.nn as nn
 
 from ..tasks import Task
-from .verbalizers import VERBALIZERS
+from .verbalizers import VerbalizerArg, VerbalizerSpec
 
 _LOG_ODDS_CLIP = 1e-6
 
@@ -47,6 +47,9 @@ class SigmoidHead(nn.Layer):
     @property
     def head(self) -> nn.Layer:
         return self.inner.head
+
+    def read_positions(self, masked_positions: paddle.Tensor) -> paddle.Tensor:
+        return self.inner.read_positions(masked_positions)
 
     def is_fresh(self) -> bool:
         """True until the bias was set or trained (all zeros)."""
@@ -74,14 +77,17 @@ def prior_bias(logits: np.ndarray, targets: np.ndarray, bias: np.ndarray) -> np.
 
 
 def build_head(
-    task: Task, kind: str, label_words: Dict[str, Any], tokenizer: Any, num_masks: int, predictions: nn.Layer
+    task: Task, kind: VerbalizerArg, label_words: Dict[str, Any], tokenizer: Any, num_masks: int,
+    predictions: nn.Layer,
 ) -> nn.Layer:
-    """The verbalizer ``kind`` over the task's labels, with the output head the task's activation needs.
+    """The verbalizer ``kind`` (a name, spec or mapping) over the task's labels, with the output head
+    the task's activation needs.
 
     A softmax over the labels needs label log-probabilities only up to a constant, which lets the
     manual verbalizer score only the label words; sigmoid log odds need true log-probabilities.
     """
-    sigmoid = task.activation == "sigmoid"
-    options = {"log_probs": sigmoid} if kind == "manual" else {}
-    verbalizer = VERBALIZERS[kind](label_words, tokenizer, num_masks, predictions, **options)
-    return SigmoidHead(verbalizer, len(task.labels), log_odds=kind == "manual") if sigmoid else verbalizer
+    verbalizer = VerbalizerSpec.parse(kind).build(label_words, tokenizer, num_masks, predictions)
+    if task.activation != "sigmoid":
+        verbalizer.for_softmax()
+        return verbalizer
+    return SigmoidHead(verbalizer, len(task.labels), log_odds=verbalizer.log_prob_scores)

@@ -97,7 +97,8 @@ class PromptModel(nn.Layer):
         return_hidden: bool = False,
     ) -> Union[paddle.Tensor, Tuple[paddle.Tensor, paddle.Tensor]]:
         hidden = self.mask_hidden_states(
-            input_ids, token_type_ids, position_ids, attention_mask, soft_token_ids, masked_positions
+            input_ids, token_type_ids, position_ids, attention_mask, soft_token_ids,
+            self.verbalizer.read_positions(masked_positions),
         )
         logits = self.verbalizer(hidden)
         if self.calibrated:

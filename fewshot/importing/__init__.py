@@ -1,0 +1,1 @@
+"""Bringing models trained elsewhere over as fewshot classifiers (PaddleNLP's few-shot checkpoints)."""
