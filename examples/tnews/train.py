@@ -53,7 +53,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     from fewshot.classifier import DEFAULT_MAX_SEQ_LENGTH, METHODS
     from fewshot.cli.options import add_dataclass_options
     from fewshot.numbers import int_option
-    from fewshot.prompt.verbalizers import VERBALIZERS
+    from fewshot.prompt.verbalizers import VERBALIZERS, verbalizer_option
     from fewshot.template import ENCODERS
     from fewshot.training.arguments import PromptTrainingArguments
 
@@ -75,8 +75,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help=f"hidden size of that encoder (default {PADDLENLP_ENCODER_HIDDEN_SIZE}, PaddleNLP's)")
     p.add_argument("--max_seq_length", type=int_option(low=8), default=DEFAULT_MAX_SEQ_LENGTH)
     p.add_argument("--method", choices=METHODS, default="prompt")
-    p.add_argument("--verbalizer", choices=list(VERBALIZERS), default="soft",
-                   help="soft (default: PaddleNLP's example trains a SoftVerbalizer) or manual")
+    p.add_argument("--verbalizer", type=verbalizer_option, default="soft", metavar="KIND[:OPTION=VALUE,...]",
+                   help=f"one of {', '.join(VERBALIZERS)} (default soft: PaddleNLP's example trains a SoftVerbalizer)")
     p.add_argument("--early_stopping_patience", type=int_option(low=1), default=None,
                    help="stop when dev accuracy has not improved for N evaluations and keep the best model "
                         "(needs --do_eval; evaluates every --eval_steps, else every epoch)")
