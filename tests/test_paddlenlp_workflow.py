@@ -264,3 +264,35 @@ def test_do_predict_without_test_or_data_says_so(tmp_path, capsys, separable_tas
             "--do_predict"]
     assert train_example.main(argv) == 2
     assert "--do_predict needs test.txt (labelled) or data.txt" in capsys.readouterr().err
+
+
+def test_a_model_trained_by_paddlenlp_imports_then_predicts_and_exports_through_train_py(
+        tiny_model_dir, separable_task, tmp_path, capsys):
+    """PaddleNLP's own PromptTrainer trains and saves as its example does (tests/test_import_paddlenlp.py);
+    fewshot-import once, then PaddleNLP's predict/export commands run on the imported classifier."""
+    pytest.importorskip("paddlenlp.prompt")
+    from fewshot.cli.import_paddlenlp import main as import_main
+
+    spec = importlib.util.spec_from_file_location("import_paddlenlp_tests", ROOT / "tests" / "test_import_paddlenlp.py")
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    paddlenlp_ckpt = tmp_path / "checkpoints"
+    labels, expected = helpers._paddlenlp_checkpoint(tiny_model_dir, paddlenlp_ckpt, True, SHORT_PROMPT)
+    train, test, words = separable_task
+    data = write_paddlenlp_folder(tmp_path / "data", train, test, words)
+    (data / "data.txt").write_text("".join(t + "\n" for t in helpers.TEXTS), encoding="utf-8")
+    argv = ["--do_predict", "--do_export", "--data_dir", str(data), "--output_dir", str(tmp_path / "predict_ckpt"),
+            "--resume_from_checkpoint", str(paddlenlp_ckpt)]
+    assert train_example.main(argv) == 2
+    assert "fewshot-import --paddlenlp" in capsys.readouterr().err
+    assert import_main(["--paddlenlp", str(paddlenlp_ckpt), "--output", str(tmp_path / "classifier"),
+                        "--model_name_or_path", tiny_model_dir, "--trust-pickle"]) == 0
+    argv[argv.index(str(paddlenlp_ckpt))] = str(tmp_path / "classifier")
+    assert train_example.main(argv) == 0
+    out = tmp_path / "predict_ckpt"
+    predicted = [line.split("\t")[-1] for line in (out / "predictions.txt").read_text(encoding="utf-8").splitlines()]
+    assert predicted == [labels[i] for i in expected.argmax(axis=1)]  # what paddlenlp.prompt predicts
+    capsys.readouterr()
+    assert infer_example.main(["--model_path_prefix", str(out / "export" / "model"), "--data_dir", str(data),
+                               "--device", "cpu"]) == 0
+    assert capsys.readouterr().out.splitlines() == predicted
