@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import TemplateError
+from ..numbers import OptionError, check_number
 
 KINDS = ("text", "hard", "soft", "mask", "sep", "options", "prefix")
 COMMON_OPTIONS = {"token_type", "position", "add_space", "truncate"}
@@ -34,6 +35,10 @@ CUTTABLE_KINDS = ("text", "hard")
 OPTION_TOKEN = "[OPT]"
 """Where ``add_prompt`` puts each answer option: ``'答案是[OPT]'``."""
 ENCODERS = ("none", "lstm", "mlp")
+MAX_TOKENS = 8192
+"""The largest ``length`` or ``position`` a part may give (more than any ERNIE's positions)."""
+MAX_HIDDEN_SIZE = 65536
+"""The largest ``hidden_size`` of a soft or prefix encoder."""
 TEXT_SLOTS = ("text_a", "text_b")
 
 
@@ -127,6 +132,20 @@ def _part_from_literal(chunk: str, position: int) -> Part:
     return _build_part(kind, value, chunk, position)
 
 
+def _integer(value: Dict[str, Any], name: str, where: str, low: int, high: int, default: Any = None) -> Any:
+    """``value[name]`` when it is an integer in ``[low, high]`` (``default`` when absent), else a located error."""
+    if name not in value:
+        return default
+    number = value[name]
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise TemplateError(f"{where}: '{name}' must be an integer, got {number!r}")
+    try:
+        check_number(f"'{name}'", number, low=low, high=high)
+    except OptionError as exc:
+        raise TemplateError(f"{where}: {exc}") from None
+    return number
+
+
 def _common_options(value: Dict[str, Any], kind: str, where: str) -> Dict[str, Any]:
     """``token_type``, ``position``, ``add_space`` and ``truncate``, checked."""
     options: Dict[str, Any] = {}
@@ -135,10 +154,7 @@ def _common_options(value: Dict[str, Any], kind: str, where: str) -> Dict[str, A
             raise TemplateError(f"{where}: 'token_type' must be 0 or 1, got {value['token_type']!r}")
         options["token_type"] = value["token_type"]
     if "position" in value:
-        position = value["position"]
-        if not isinstance(position, int) or isinstance(position, bool) or position < 0:
-            raise TemplateError(f"{where}: 'position' must be a non-negative integer, got {position!r}")
-        options["position"] = position
+        options["position"] = _integer(value, "position", where, 0, MAX_TOKENS)
     if "add_space" in value:
         if value["add_space"] not in (True, False, " "):
             raise TemplateError(f"{where}: 'add_space' must be True or False, got {value['add_space']!r}")
@@ -155,9 +171,7 @@ def _common_options(value: Dict[str, Any], kind: str, where: str) -> Dict[str, A
 def _build_part(kind: str, value: Dict[str, Any], chunk: str, position: int) -> Part:
     where = f"template: part {chunk!r} at character {position}"
     main = value.get(kind)
-    length = value.get("length", 1)
-    if not isinstance(length, int) or isinstance(length, bool) or length < 1:
-        raise TemplateError(f"{where}: 'length' must be a positive integer, got {length!r}")
+    length = _integer(value, "length", where, 1, MAX_TOKENS, default=1)
     options = _common_options(value, kind, where)
     if kind == "text":
         if not isinstance(main, str) or not main.strip() or main != main.strip():
@@ -173,9 +187,7 @@ def _build_part(kind: str, value: Dict[str, Any], chunk: str, position: int) -> 
         encoder = value.get("encoder") or "none"
         if encoder not in ENCODERS:
             raise TemplateError(f"{where}: encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}")
-        hidden = value.get("hidden_size")
-        if hidden is not None and (not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 1):
-            raise TemplateError(f"{where}: 'hidden_size' must be a positive integer, got {hidden!r}")
+        hidden = _integer(value, "hidden_size", where, 1, MAX_HIDDEN_SIZE, default=None)
         soft_id = value.get("soft_id")
         if soft_id is not None and (not isinstance(soft_id, int) or isinstance(soft_id, bool)):
             raise TemplateError(f"{where}: 'soft_id' must be an integer, got {soft_id!r}")
@@ -187,9 +199,7 @@ def _build_part(kind: str, value: Dict[str, Any], chunk: str, position: int) -> 
             raise TemplateError(f"{where}: 'prefix' takes initialising text or None")
         if value.get("encoder", "mlp") != "mlp":
             raise TemplateError(f"{where}: a prefix is encoded by 'mlp' (its key/value projection), got {value['encoder']!r}")
-        hidden = value.get("hidden_size")
-        if hidden is not None and (not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 1):
-            raise TemplateError(f"{where}: 'hidden_size' must be a positive integer, got {hidden!r}")
+        hidden = _integer(value, "hidden_size", where, 1, MAX_HIDDEN_SIZE, default=None)
         return Part("prefix", main, length=length, encoder="mlp", hidden_size=hidden)
     if main is not None:
         raise TemplateError(f"{where}: '{kind}' takes no value")
