@@ -603,7 +603,7 @@ class PromptClassifier:
         is read only with ``trust_pickle=True``; ``save`` then writes safetensors."""
         imported = read_paddlenlp_model(directory, base_model, trust_pickle, max_seq_length, verbalizer)
         clf = cls.from_task(**imported.arguments)
-        imported.set_head(clf.model)
+        imported.set_prompt_state(clf.model)
         return clf
 
     def untrained_copy(self, seed: Optional[int] = None) -> "PromptClassifier":

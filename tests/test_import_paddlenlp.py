@@ -47,7 +47,8 @@ def _paddlenlp_checkpoint(model_dir, out, soft, prompt):
     with paddle.no_grad():
         for text in TEXTS:
             encoded = template({"text_a": text})
-            inputs = {k: paddle.to_tensor([encoded[k]]) for k in ("input_ids", "token_type_ids", "position_ids")}
+            names = ("input_ids", "token_type_ids", "position_ids", "soft_token_ids", "encoder_ids")
+            inputs = {k: paddle.to_tensor([encoded[k]]) for k in names if k in encoded}
             logits = model(**inputs, masked_positions=paddle.to_tensor(encoded["masked_positions"]))
             probs.append(paddle.nn.functional.softmax(logits.reshape([1, -1]), axis=-1).numpy()[0])
     return verbalizer.labels, np.array(probs)
@@ -56,7 +57,8 @@ def _paddlenlp_checkpoint(model_dir, out, soft, prompt):
 @pytest.fixture(scope="module", params=[
     (True, "这句话的类别是"),
     (False, "{'text': 'text_a'}{'hard': '这句话的类别是'}{'mask'}{'mask'}"),
-], ids=["soft-verbalizer-short-prompt", "manual-verbalizer-two-masks"])
+    (False, "{'soft': '主题'}{'text': 'text_a'}{'soft': None, 'length': 2}{'mask'}"),
+], ids=["soft-verbalizer-short-prompt", "manual-verbalizer-two-masks", "soft-template-manual-verbalizer"])
 def checkpoint(request, tiny_model_dir, tmp_path_factory):
     soft, prompt = request.param
     out = tmp_path_factory.mktemp("paddlenlp-checkpoint")
@@ -102,3 +104,16 @@ def test_not_a_checkpoint_and_missing_base_model_are_one_line_errors(checkpoint,
     assert "no model_state.pdparams; not a checkpoint written by PaddleNLP's PromptTrainer" in capsys.readouterr().err
     assert import_main(["--paddlenlp", str(checkpoint[0]), "--output", str(tmp_path / "o"), "--trust-pickle"]) == 2
     assert "give the base model it was trained from (--model" in capsys.readouterr().err
+
+
+def test_template_config_given_as_the_template_is_read_as_one(tmp_path):
+    from fewshot.cli.train import build_parser, template_from_args
+
+    path = tmp_path / "template_config.json"
+    path.write_text('[{"text": "text_a"}, {"hard": "主题是"}, {"soft": ["[UNK]", "[UNK]"]}, {"mask": null}]\n'
+                    '{"class": "SoftTemplate"}\n', encoding="utf-8")
+    args = build_parser().parse_args(["--train", "t", "--labels", "l", "--model", "m", "--output", "o",
+                                      "--template", str(path)])
+    assert template_from_args(args) == "{'text': 'text_a'}{'hard': '主题是'}{'soft': None, 'length': 2}{'mask': None}"
+    args.template = "这条新闻的主题是"
+    assert template_from_args(args) == "这条新闻的主题是"

@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..classifier import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_TEMPLATE, METHODS, PromptClassifier
 from ..data import DEFAULT_JSON_FIELDS, Example, TaskFolder, format_fields, is_json_lines, parse_fields, read_examples
+from ..importing.paddlenlp_files import template_argument
 from ..prompt.verbalizers import VERBALIZERS, verbalizer_option
 from ..prompt.label_search import LabelWordSearch
 from ..tasks import DEFAULT_LABEL_DELIMITER, DEFAULT_PATH_DELIMITER, Task, build_task, resolve_label_words
@@ -53,7 +54,7 @@ def add_classifier_options(p: argparse.ArgumentParser, required: bool = True) ->
     p.add_argument("--model", "--model_name_or_path", dest="model", required=required,
                    help="PaddleNLP model name (ernie-3.0-base-zh) or local directory")
     p.add_argument("--template", "--prompt", dest="template", default=DEFAULT_TEMPLATE,
-                   help=f"prompt template (default {DEFAULT_TEMPLATE})")
+                   help=f"prompt template, or PaddleNLP's template_config.json (default {DEFAULT_TEMPLATE})")
     p.add_argument("--soft-encoder", "--soft_encoder", dest="soft_encoder", choices=ENCODERS, default=None,
                    help="encoder for the template's soft tokens that name none")
     p.add_argument("--verbalizer", type=verbalizer_option, default="manual", metavar="KIND[:OPTION=VALUE,...]",
@@ -123,8 +124,10 @@ def classifier_from_args(args: argparse.Namespace, label_words: Dict[str, List[s
 
 
 def template_from_args(args: argparse.Namespace) -> str:
-    """``--template`` with ``--soft-encoder`` applied to its soft tokens that name none."""
-    return set_soft_encoder(args.template, args.soft_encoder) if args.soft_encoder else args.template
+    """``--template`` (text, or PaddleNLP's ``template_config.json``) with ``--soft-encoder`` applied to
+    its soft tokens that name none."""
+    template = template_argument(args.template)
+    return set_soft_encoder(template, args.soft_encoder) if args.soft_encoder else template
 
 
 def long_text_from_args(args: argparse.Namespace) -> Optional[LongText]:

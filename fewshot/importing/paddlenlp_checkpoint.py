@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Union
 
 import numpy as np
 import paddle
@@ -33,32 +33,42 @@ SOFT_HEAD_PREFIX = "verbalizer.head."
 # PaddleNLP keeps references to tensors it also saves elsewhere: the template's copy of the word
 # embeddings and the soft head's vocabulary-sized bias left from the LM head it copied.
 SHARED_KEYS = ("template.word_embeddings.weight", "verbalizer.head.decoder_bias")
+SOFT_EMBEDDINGS = "template.soft_embeddings.weight"
 PADDLENLP_MAX_SEQ_LENGTH = 512
 
 
 @dataclass
 class ImportedModel:
     """A PaddleNLP checkpoint read into the arguments of ``PromptClassifier.from_task`` (with its PLM's
-    weights already set) and the verbalizer weights to set once the model is built."""
+    weights already set) and its prompt weights (soft template, soft head) to set once the model is built."""
 
     arguments: Dict[str, Any]
-    soft_head: Optional[Tuple[np.ndarray, np.ndarray]]
+    state: Dict[str, np.ndarray]
     where: Path
 
-    def set_head(self, model: paddle.nn.Layer) -> None:
-        """Give a built prompt model PaddleNLP's soft head decoder (``[labels, hidden]``, ``[labels]``)."""
-        if self.soft_head is None:
-            return
-        head = model.verbalizer
-        if head.num_masks != 1:
-            raise BundleError(f"{self.where}: a SoftVerbalizer with {head.num_masks} masks (PaddleNLP's soft "
-                              "verbalizer reads one)")
-        weight, bias = self.soft_head
-        if list(weight.shape) != list(head.weight.shape[1:]):
-            raise BundleError(f"{self.where}: verbalizer.head.decoder.weight has shape {list(weight.shape)}, "
-                              f"expected {list(head.weight.shape[1:])} ({len(head.labels)} labels)")
-        head.weight.set_value(paddle.to_tensor(weight[None].astype("float32")))
-        head.bias.set_value(paddle.to_tensor(bias[None].astype("float32")))
+    def set_prompt_state(self, model: paddle.nn.Layer) -> None:
+        """Give a built ``PromptModel`` PaddleNLP's soft tokens and soft head."""
+        ours = model.state_dict()
+        for name, value in self._renamed(model).items():
+            if name not in ours or list(ours[name].shape) != list(value.shape):
+                found = list(ours[name].shape) if name in ours else "nothing"
+                raise BundleError(f"{self.where}: PaddleNLP's weights of shape {list(value.shape)} for {name}, "
+                                  f"the model has {found}")
+            ours[name].set_value(paddle.to_tensor(value.astype("float32")))
+
+    def _renamed(self, model: paddle.nn.Layer) -> Dict[str, np.ndarray]:
+        """PaddleNLP's prompt weights under our names."""
+        state = self.state
+        renamed: Dict[str, np.ndarray] = {}
+        if SOFT_HEAD_PREFIX + "decoder.weight" in state:
+            if model.verbalizer.num_masks != 1:
+                raise BundleError(f"{self.where}: a SoftVerbalizer with {model.verbalizer.num_masks} masks "
+                                  "(PaddleNLP's soft verbalizer reads one)")
+            renamed["verbalizer.weight"] = state[SOFT_HEAD_PREFIX + "decoder.weight"][None]
+            renamed["verbalizer.bias"] = state[SOFT_HEAD_PREFIX + "decoder.bias"][None]
+        if SOFT_EMBEDDINGS in state:
+            renamed["soft_prompt.embedding"] = state[SOFT_EMBEDDINGS][1:]
+        return renamed
 
 
 def read_paddlenlp_model(
@@ -83,10 +93,13 @@ def read_paddlenlp_model(
             "you trust. The imported classifier is written as safetensors, so this is needed once"
         )
     state = _read_state(checkpoint.weights)
-    soft_template = [key for key in state if key.startswith("template.") and key not in SHARED_KEYS]
-    if soft_template:
-        raise BundleError(f"{checkpoint.weights}: the template has trained parameters ({soft_template[0]}, ...); "
-                          "importing soft templates is not supported yet")
+    encoders = [key for key in state if key.startswith("template.encoder_list.")]
+    if encoders:
+        raise BundleError(f"{checkpoint.weights}: the template's soft tokens have an encoder ({encoders[0]}); "
+                          "fewshot imports soft tokens without one (PaddleNLP's LSTM and MLP soft encoders "
+                          "fail on Paddle 3.3)")
+    if any(key.startswith("template.") for key in state) and checkpoint.template_class != "SoftTemplate":
+        raise BundleError(f"{checkpoint.weights}: trained template parameters for a {checkpoint.template_class}")
     base = base_model or _saved_plm(checkpoint)
     plm, tokenizer = load_pretrained(base)
     if checkpoint.has_tokenizer:
@@ -100,8 +113,9 @@ def read_paddlenlp_model(
         verbalizer=spec.config(), max_seq_length=max_seq_length or _trained_max_seq_length(checkpoint),
         plm=plm, tokenizer=tokenizer, template_style=PADDLENLP.name,
     )
-    head = (state[SOFT_HEAD_PREFIX + "decoder.weight"], state[SOFT_HEAD_PREFIX + "decoder.bias"]) if soft else None
-    return ImportedModel(arguments, head, checkpoint.directory)
+    prompt_state = {key: value for key, value in state.items()
+                    if key.startswith(("template.", SOFT_HEAD_PREFIX)) and key not in SHARED_KEYS}
+    return ImportedModel(arguments, prompt_state, checkpoint.directory)
 
 
 def load_checkpoint_tokenizer(directory: Path) -> Any:

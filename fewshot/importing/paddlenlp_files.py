@@ -7,8 +7,8 @@ PaddleNLP's ``PromptTrainer`` writes, into its output (or ``checkpoint-N``) dire
     verbalizer_config.json    {"label": ["word", ...]} (labels sorted)
     vocab.txt, tokenizer_config.json, ...   the tokenizer
 
->>> template_text([{"text": "text_a"}, {"hard": "主题是"}, {"mask": None}])
-"{'text': 'text_a'}{'hard': '主题是'}{'mask': None}"
+>>> template_text([{"text": "text_a"}, {"hard": "主题是"}, {"soft": ["[UNK]"]}, {"mask": None}])
+"{'text': 'text_a'}{'hard': '主题是'}{'soft': None, 'length': 1}{'mask': None}"
 """
 
 from __future__ import annotations
@@ -61,6 +61,18 @@ def read_checkpoint(directory: Union[str, Path]) -> PaddleNLPCheckpoint:
     return PaddleNLPCheckpoint(directory, template, template_class, label_words)
 
 
+def template_argument(value: str) -> str:
+    """A template given on a command line: the text itself, or the template in PaddleNLP's
+    ``template_config.json`` when ``value`` names such a file (not read as a prompt text).
+
+    ``"这条新闻的主题是"`` → itself; ``"ckpt/template_config.json"`` → ``"{'text': 'text_a'}...{'mask': None}"``.
+    """
+    path = Path(value)
+    if value.endswith(".json") and path.is_file():
+        return read_template_config(path)[0]
+    return value
+
+
 def read_template_config(path: Path) -> tuple:
     """``(template text, template class)`` from PaddleNLP's ``template_config.json``."""
     try:
@@ -81,5 +93,15 @@ def read_template_config(path: Path) -> tuple:
 
 
 def template_text(parts: Sequence[Dict[str, Any]]) -> str:
-    """A template in PaddleNLP's string syntax from its parsed parts (JSON null → None)."""
-    return "".join("{" + ", ".join(f"{key!r}: {value!r}" for key, value in part.items()) + "}" for part in parts)
+    """A template in PaddleNLP's string syntax from its parsed parts (JSON null → None).
+
+    A ``SoftTemplate`` saves random soft tokens as a list of placeholder tokens
+    (``{"soft": ["[UNK]", "[UNK]"]}``): that is ``{'soft': None, 'length': 2}`` (the trained
+    embeddings replace any initialisation).
+    """
+    text = []
+    for part in parts:
+        if isinstance(part.get("soft"), list):
+            part = {**part, "soft": None, "length": len(part["soft"])}
+        text.append("{" + ", ".join(f"{key!r}: {value!r}" for key, value in part.items()) + "}")
+    return "".join(text)
