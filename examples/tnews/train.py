@@ -67,7 +67,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--model_name_or_path", default="ernie-3.0-base-zh", help="PaddleNLP model name or local directory")
     p.add_argument("--label_file", default=None,
                    help="label==word lines (default: the folder's label.txt; FewCLUE: data/tnews/label.txt)")
-    p.add_argument("--prompt", default=DEFAULT_PROMPT, help="template, PaddleNLP syntax")
+    p.add_argument("--prompt", default=DEFAULT_PROMPT, help="template, PaddleNLP syntax, or its template_config.json")
     p.add_argument("--soft_encoder", choices=ENCODERS, default="lstm",
                    help="encoder of the prompt's {'soft'} tokens that name none (PaddleNLP's default lstm; "
                         "no effect on a prompt without soft tokens)")
@@ -97,14 +97,17 @@ def trains(args: argparse.Namespace) -> bool:
 
 
 def build_template(args: argparse.Namespace) -> str:
-    """The prompt, its soft parts that name no encoder given ``--soft_encoder`` and ``--encoder_hidden_size``."""
+    """The prompt (text, or PaddleNLP's ``template_config.json``), its soft parts that name no encoder given
+    ``--soft_encoder`` and ``--encoder_hidden_size``."""
     from dataclasses import replace
 
+    from fewshot.importing.paddlenlp_files import template_argument
     from fewshot.template import format_part, parse_template
 
-    parts = parse_template(args.prompt)
+    prompt = template_argument(args.prompt)
+    parts = parse_template(prompt)
     if args.soft_encoder == "none" or not any(p.kind == "soft" and p.encoder == "none" for p in parts):
-        return args.prompt
+        return prompt
     encoded = [replace(p, encoder=args.soft_encoder, hidden_size=p.hidden_size or args.encoder_hidden_size)
                if p.kind == "soft" and p.encoder == "none" else p for p in parts]
     return "".join(format_part(p) for p in encoded)
