@@ -41,8 +41,9 @@ from .options import add_dataclass_options, dataclass_values, with_underscore_sp
 TRAINING_OPTIONS = (
     "max_steps", "num_train_epochs", "per_device_train_batch_size", "learning_rate", "ppt_learning_rate",
     "freeze_plm", "use_rdrop", "alpha_rdrop", "use_rgl", "alpha_rgl", "logging_steps", "seed",
-    "per_device_eval_batch_size",
 )
+EVAL_OPTIONS = ("per_device_eval_batch_size",)
+"""fewshot-train's own: the batch of its evaluations during fit (fewshot-report has an inference --eval-batch-size)."""
 FLAGS = {"num_train_epochs": "--epochs", "per_device_train_batch_size": "--batch-size", "use_rdrop": "--rdrop",
          "use_rgl": "--rgl", "per_device_eval_batch_size": "--eval-batch-size"}
 DISTILLATION_FLAGS = {"patterns": "--pattern"}
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fit the temperature that calibrates the probabilities on --dev (predictions unchanged)")
     add_fields_option(p)
     add_training_options(p)
+    add_dataclass_options(p, PromptTrainingArguments, EVAL_OPTIONS, with_underscore_spellings(EVAL_OPTIONS, FLAGS))
     unlabeled = p.add_argument_group("learning from unlabelled text (with --unlabeled)")
     unlabeled.add_argument("--unlabeled", help="unlabelled texts: one per line, or JSON lines read with --fields' text_a")
     add_dataclass_options(unlabeled, DistillationConfig, DISTILLATION_OPTIONS, DISTILLATION_FLAGS)
@@ -208,7 +210,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.unlabeled:
         return _distill(args, task, label_words, train, dev)
     clf = classifier_from_args(args, label_words, task)
-    metrics = clf.fit(train, eval_data=dev, tune_thresholds=args.tune_thresholds, **fit_options(args))
+    metrics = clf.fit(train, eval_data=dev, tune_thresholds=args.tune_thresholds, **fit_options(args),
+                      **dataclass_values(args, EVAL_OPTIONS))
     if args.fit_temperature:
         metrics["temperature"] = clf.fit_temperature(dev)
         clf.train_metrics = metrics
