@@ -687,7 +687,8 @@ class PromptClassifier:
             method=config.get("method", "prompt"), calibrate=bool(config.get("calibrate", False)),
             plm=plm, tokenizer=tokenizer,
             long_text=LongText.from_config(config.get("long_text"), str(directory / CONFIG_NAME), BundleError),
-            template_style=config.get("template_style", FEWSHOT.name),
+            template_style=EncodingStyle.named(config.get("template_style", FEWSHOT.name), str(directory / CONFIG_NAME),
+                                               BundleError).name,
         )
         clf._load_prompt_state(directory, trust_pickle)
         clf.train_metrics = config.get("train_metrics", {})

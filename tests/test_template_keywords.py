@@ -187,3 +187,16 @@ def test_prefix_changes_what_the_masks_read(tiny_model_dir, separable_task):
     probs = clf.predict_proba(["球赛"])
     clf.model.prefix.mlp[2].bias.set_value(clf.model.prefix.mlp[2].bias + 1.0)
     assert np.abs(clf.predict_proba(["球赛"]) - probs).max() > 1e-4
+
+
+def test_unknown_saved_template_style_names_the_config(tiny_model_dir, separable_task, tmp_path):
+    from fewshot.errors import BundleError
+
+    clf = PromptClassifier(tiny_model_dir, labels=separable_task[2], max_seq_length=32)
+    clf.save(tmp_path / "clf")
+    config = json.loads((tmp_path / "clf" / "fewshot_config.json").read_text(encoding="utf-8"))
+    assert config["template_style"] == "fewshot"
+    config["template_style"] = "hf"
+    (tmp_path / "clf" / "fewshot_config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(BundleError, match=r"fewshot_config.json: encoding style must be one of fewshot, paddlenlp, got 'hf'"):
+        PromptClassifier.load(tmp_path / "clf")

@@ -177,3 +177,11 @@ def test_prefix_encodes_as_paddlenlp_prompt_without_its_prefix_tokens(tiny_model
     for key in ("input_ids", "token_type_ids", "position_ids"):
         assert row[key] == np.array(theirs[key])[kept].tolist(), key
     assert row["masked_positions"] == [p - prefix for p in theirs["masked_positions"]]
+
+
+def test_soft_encoders_are_shared_by_name_in_the_paddlenlp_style(tiny_tokenizer):
+    template = "{'soft': None, 'length': 2, 'encoder': 'mlp', 'hidden_size': 8}{'text': 'text_a'}" \
+               "{'soft': '主题', 'encoder': 'mlp', 'hidden_size': 16}{'mask'}"
+    fewshot = {t.group for t in Template(template, tiny_tokenizer, 32).soft_tokens}
+    paddlenlp = {t.group for t in Template(template, tiny_tokenizer, 32, style=PADDLENLP).soft_tokens}
+    assert fewshot == {("mlp", 8), ("mlp", 16)} and paddlenlp == {("mlp", 8)}

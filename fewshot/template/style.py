@@ -1,6 +1,6 @@
 """Encoding styles: the few deliberate differences between fewshot's own encoding and PaddleNLP's.
 
-A template encodes the same way in both styles except for three choices, which a style owns:
+A template encodes the same way in both styles except for these choices, which a style owns:
 
 ============================  ===========================  ==============================
 choice                        ``FEWSHOT`` (our templates)   ``PADDLENLP`` (its checkpoints)
@@ -8,6 +8,7 @@ choice                        ``FEWSHOT`` (our templates)   ``PADDLENLP`` (its c
 token type after ``{'sep'}``  1                             unchanged (only ``token_type``)
 final ``[SEP]``               current token type, next      token type 0, position 0
                               position
+soft parts' encoders          one per encoder and size      one per encoder name (its first size)
 truncation                    longest truncatable part      PaddleNLP's: parts shorter than
                               loses one token at a time     the average kept, the rest cut to
                               (earliest on ties), >= 1      ``budget // n`` each (may leave
@@ -26,7 +27,7 @@ bundle encodes as training did; a model imported from PaddleNLP uses ``PADDLENLP
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Dict, List, Sequence, Tuple, Type
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Type
 
 from ..errors import DataError, FewshotError, TemplateError
 
@@ -61,6 +62,15 @@ class EncodingStyle(ABC):
     def fit_lengths(self, lengths: Sequence[int], truncatable: Sequence[bool], budget: int) -> List[int]:
         """New lengths of the parts so that they sum to at most ``budget``; raises ``DataError`` when the
         parts that may not be cut are too long already."""
+
+    def soft_encoder_group(self, encoder: str, hidden_size: Optional[int],
+                           earlier: Mapping[str, Optional[int]]) -> Tuple[str, Optional[int]]:
+        """The ``(encoder, hidden_size)`` group whose one encoder a soft part's tokens go through, given the
+        hidden size each encoder name had where it first appeared (``earlier``): parts naming the same
+        encoder and size share one (``PADDLENLP``: the same encoder name shares its first one)."""
+        if encoder == "none":
+            return encoder, None
+        return encoder, hidden_size
 
     def __repr__(self) -> str:
         return f"EncodingStyle({self.name!r})"
@@ -111,6 +121,10 @@ class PaddleNLPStyle(EncodingStyle):
 
     def final_sep(self, token_type: int, position: int) -> Tuple[int, int]:
         return 0, 0
+
+    def soft_encoder_group(self, encoder: str, hidden_size: Optional[int],
+                           earlier: Mapping[str, Optional[int]]) -> Tuple[str, Optional[int]]:
+        return (encoder, earlier[encoder]) if encoder in earlier else super().soft_encoder_group(encoder, hidden_size, earlier)
 
     def fit_lengths(self, lengths: Sequence[int], truncatable: Sequence[bool], budget: int) -> List[int]:
         """Parts no longer than the average share of what is left are kept, repeatedly; the others get

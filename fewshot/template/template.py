@@ -62,6 +62,7 @@ class Template:
         self.soft_tokens: List[SoftToken] = []
         self.prefix: Optional[Prefix] = None
         self._shared_soft: Dict[int, Dict[str, Any]] = {}
+        self._encoder_sizes: Dict[str, Optional[int]] = {}
         encoded = [self._encode_part(part, tokenizer) for part in self.parts]
         self.encoder = TemplateEncoder(
             encoded, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id, max_seq_length,
@@ -123,7 +124,8 @@ class Template:
                 raise TemplateError(f"template: soft part {format_part(part)} reuses soft_id {part.soft_id} "
                                     "defined earlier, so it cannot give initialising text")
             return dict(self._shared_soft[part.soft_id])
-        group = (part.encoder, part.hidden_size if part.encoder != "none" else None)
+        group = self.style.soft_encoder_group(part.encoder, part.hidden_size, self._encoder_sizes)
+        self._encoder_sizes.setdefault(part.encoder, group[1])
         init_ids: List[Optional[int]] = []
         if part.value is not None:
             init_ids = list(token_ids(tokenizer, space + part.value))
