@@ -79,7 +79,7 @@ def test_masked_lm_verbalizer_needs_one_token_per_mask(plm, tiny_tokenizer):
 
 
 @pytest.mark.parametrize("value, message", [
-    ("fancy", "verbalizer must be one of manual, soft, paddlenlp, maskedlm, got 'fancy'"),
+    ("fancy", "verbalizer must be one of manual, soft, paddlenlp, maskedlm, efl, got 'fancy'"),
     ("paddlenlp:token_aggregate_type=median", "option 'token_aggregate_type' must be one of mean, max, first"),
     ("paddlenlp:post_log_softmax=maybe", "option 'post_log_softmax' must be one of true, false"),
     ("manual:token_aggregate_type=max", "verbalizer 'manual': unknown option 'token_aggregate_type' (options: none)"),

@@ -171,7 +171,7 @@ class MaskedLMVerbalizer(Verbalizer):
         self.register_buffer("slot_token_ids", paddle.to_tensor(ids.reshape(-1)), persistable=False)
 
     def project(self, hidden: paddle.Tensor) -> paddle.Tensor:
-        """``[batch, slots, hidden]`` → ``[batch, slots, labels]``: the logit of each label's token ``i`` at slot ``i``."""
+        """``[batch, slots, hidden]`` → ``[batch, slots, labels]``: each label's token ``i`` logit at slot ``i``."""
         rows, bias = decoder_rows(self.head.predictions.decoder, self.slot_token_ids)
         rows = rows.reshape([self.num_masks, len(self.labels), hidden.shape[-1]])
         logits = paddle.matmul(hidden.transpose([1, 0, 2]), rows, transpose_y=True)

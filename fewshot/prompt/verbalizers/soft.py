@@ -21,7 +21,8 @@ class SoftVerbalizer(Verbalizer):
     """A trainable per-slot linear head over the LM head's transform.
 
     Slot ``m``'s weights for label ``c`` start as the mean output embedding of the ``m``-th
-    character of ``c``'s words (of all their characters with one slot), so before training it ranks labels like the LM head would.
+    character of ``c``'s words (of all their characters with one slot), so before training it ranks
+    labels like the LM head would.
     """
 
     kind = "soft"
