@@ -38,10 +38,32 @@ def test_defaults_match_the_paddlenlp_example():
     args = example.parse_args([])
     assert args.model_name_or_path == "ernie-3.0-base-zh"
     assert Path(args.data_dir).parts[-3:] == ("shared", "fewclue", "tnews")
-    assert Path(args.label_file) == ROOT / "data" / "tnews" / "label.txt"
-    assert args.prompt == example.DEFAULT_PROMPT and args.soft_encoder is None
-    assert not (args.use_rdrop or args.use_rgl or args.do_predict or args.do_export)
-    assert args.method == "prompt" and args.split == "0"
+    assert args.label_file is None  # the folder's label.txt; FewCLUE JSON: data/tnews/label.txt
+    assert args.prompt == example.DEFAULT_PROMPT
+    assert (args.soft_encoder, args.encoder_hidden_size) == ("lstm", 200)  # PaddleNLP's defaults
+    assert not (args.do_train or args.do_eval or args.do_predict or args.do_export or args.use_rdrop or args.use_rgl)
+    assert args.method == "prompt" and args.verbalizer == "soft"  # PaddleNLP's example trains a SoftVerbalizer
+    assert args.split == "0" and args.resume_from_checkpoint is None
+    assert example.trains(args)  # nothing to resume from: it trains
+
+
+def test_the_paddlenlp_command_parses_unchanged():
+    args = example.parse_args([
+        "--data_dir", "./data/tnews", "--output_dir", "./checkpoints/", "--prompt", "这条新闻标题的主题是",
+        "--max_seq_length", "128", "--learning_rate", "3e-5", "--ppt_learning_rate", "3e-4", "--do_train", "--do_eval",
+        "--max_steps", "1000", "--eval_steps", "100", "--logging_steps", "10", "--per_device_eval_batch_size", "32",
+        "--per_device_train_batch_size", "32", "--do_predict", "--do_export", "--seed", "7",
+        "--num_train_epochs", "3", "--soft_encoder", "mlp", "--encoder_hidden_size", "64", "--use_rdrop",
+        "--early_stopping_patience", "4",
+    ])
+    assert (args.max_steps, args.eval_steps, args.per_device_train_batch_size, args.seed) == (1000, 100, 32, 7)
+    assert (args.learning_rate, args.ppt_learning_rate, args.num_train_epochs) == (3e-5, 3e-4, 3.0)
+    assert args.do_train and args.do_eval and args.do_predict and args.do_export and args.use_rdrop
+    options = example.fit_options(args)
+    assert (options["evaluation_strategy"], options["save_strategy"], options["save_steps"]) == ("steps", "steps", 100)
+    assert options["load_best_model_at_end"] and options["metric_for_best_model"] == "accuracy"
+    resumed = example.parse_args(["--do_predict", "--resume_from_checkpoint", "./checkpoints"])
+    assert not example.trains(resumed)
 
 
 def test_options_parse():
@@ -52,13 +74,18 @@ def test_options_parse():
     ])
     assert (args.data_dir, args.split, args.max_steps, args.method) == ("d", "few_all", 5, "finetune")
     assert args.use_rdrop and args.use_rgl and args.do_predict and args.do_export
-    assert example.build_template(args) == "{'soft': None, 'length': 1, 'encoder': 'lstm'}{'text': 'text_a'}{'mask'}"
+    assert example.build_template(args) == \
+        "{'soft': None, 'length': 1, 'encoder': 'lstm', 'hidden_size': 200}{'text': 'text_a'}{'mask'}"
+    args.soft_encoder = "none"
+    assert example.build_template(args) == args.prompt
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--split", "7"], "--split must be 0..4 or few_all"),
-    (["--max_steps", "0"], "--max_steps must be at least 1"),
+    (["--split", "7"], "invalid choice: '7'"),
+    (["--max_steps", "0"], "--max_steps 0 trains nothing"),
     (["--soft_encoder", "gru"], "invalid choice"),
+    (["--early_stopping_patience", "2"], "--early_stopping_patience needs --do_eval"),
+    (["--encoder_hidden_size", "0"], "encoder_hidden_size"),
 ])
 def test_bad_options_exit_with_a_message(argv, message, capsys):
     with pytest.raises(SystemExit):
@@ -66,9 +93,13 @@ def test_bad_options_exit_with_a_message(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_missing_data_says_where_to_download(tmp_path):
-    with pytest.raises(SystemExit, match="train_0.json does not exist; download FewCLUE"):
-        example.main(["--data_dir", str(tmp_path), "--model_name_or_path", "unused"])
+def test_missing_data_says_what_data_dir_must_hold(tmp_path, capsys):
+    assert example.main(["--data_dir", str(tmp_path), "--model_name_or_path", "unused"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train_0.json does not exist; pass a PaddleNLP data folder" in err[0]
+    assert "FewCLUE" in err[0] and err[0].startswith("train.py: error:")
+    assert example.main(["--data_dir", str(tmp_path / "nowhere"), "--model_name_or_path", "unused"]) == 2
+    assert "nowhere: no such folder" in capsys.readouterr().err
 
 
 def _run(tmp_path, tiny_model_dir, separable_task, *extra):
@@ -77,37 +108,39 @@ def _run(tmp_path, tiny_model_dir, separable_task, *extra):
     out = tmp_path / "out"
     argv = ["--data_dir", str(data), "--label_file", str(labels), "--model_name_or_path", tiny_model_dir,
             "--prompt", "{'text': 'text_a'}这句话的类别是{'mask'}{'mask'}", "--max_steps", "2",
-            "--batch_size", "4", "--max_seq_length", "32", "--output_dir", str(out), "--do_predict", *extra]
+            "--per_device_train_batch_size", "4", "--max_seq_length", "32", "--output_dir", str(out), "--do_train",
+            "--do_eval", "--do_predict", *extra]
     assert example.main(argv) == 0
     return out, test
 
 
 def test_two_step_run_evaluates_saves_and_predicts(tmp_path, tiny_model_dir, separable_task):
     out, test = _run(tmp_path, tiny_model_dir, separable_task, "--use_rdrop")
-    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    assert metrics["train"]["train_steps"] == 2
-    assert 0.0 <= metrics["dev"]["accuracy"] <= 1.0 and 0.0 <= metrics["test_public"]["accuracy"] <= 1.0
+    metrics = json.loads((out / "all_results.json").read_text(encoding="utf-8"))
+    assert metrics["train_steps"] == 2
+    assert 0.0 <= metrics["eval_accuracy"] <= 1.0 and 0.0 <= metrics["test_accuracy"] <= 1.0
     predictions = [json.loads(line) for line in (out / "test_predictions.json").read_text(encoding="utf-8").splitlines()]
     assert [p["id"] for p in predictions] == list(range(7))
     clf = PromptClassifier.load(out)
     assert [p["label_desc"] for p in predictions] == clf.predict([e.text_a for e in test[:7]])
-    assert clf.evaluate(test)["accuracy"] == metrics["test_public"]["accuracy"]
+    assert clf.evaluate(test)["accuracy"] == metrics["test_accuracy"]
+    assert clf.train_metrics["test_accuracy"] == metrics["test_accuracy"]
 
 
 def test_export_bundle_predicts_test_set_like_training(tmp_path, tiny_model_dir, separable_task):
     out, test = _run(tmp_path, tiny_model_dir, separable_task, "--do_export")
-    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    assert Path(metrics["bundle"]) == out / "bundle" and (out / "bundle").is_dir()
+    metrics = json.loads((out / "all_results.json").read_text(encoding="utf-8"))
+    assert Path(metrics["export"]) == out / "export" and (out / "export" / "model.json").is_file()
     from fewshot.cli.predict import main as predict_main
 
     preds = tmp_path / "preds.jsonl"
-    assert predict_main(["--bundle", str(out / "bundle"), "--input", str(tmp_path / "tnews" / "test_public.json"),
+    assert predict_main(["--bundle", str(out / "export"), "--input", str(tmp_path / "tnews" / "test_public.json"),
                          "--output", str(preds), "--no-progress"]) == 0
     records = [json.loads(line) for line in preds.read_text(encoding="utf-8").splitlines()]
     predicted = [r["label"] for r in records]
     accuracy = sum(p == e.label for p, e in zip(predicted, test)) / len(test)
     assert len(records) == len(test)
-    assert accuracy == pytest.approx(metrics["test_public"]["accuracy"])
+    assert accuracy == pytest.approx(metrics["test_accuracy"])
 
 
 @pytest.mark.shared

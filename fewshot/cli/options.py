@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import typing
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 
 def _base_type(annotation: Any) -> Any:
@@ -77,6 +77,20 @@ def _default(f: "dataclasses.Field[Any]") -> Any:
     if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
         return f.default_factory()  # type: ignore[misc]
     return None
+
+
+def with_underscore_spellings(names: Sequence[str], flags: Mapping[str, Union[str, Sequence[str]]]) -> Dict[str, Sequence[str]]:
+    """Each option's flag plus PaddleNLP's spelling of it (``--field_name``), for ``add_dataclass_options``.
+
+    >>> with_underscore_spellings(["max_steps", "use_rdrop"], {"use_rdrop": "--rdrop"})
+    {'max_steps': ('--max-steps', '--max_steps'), 'use_rdrop': ('--rdrop', '--use_rdrop')}
+    """
+    spellings: Dict[str, Sequence[str]] = {}
+    for name in names:
+        given = flags.get(name, "--" + name.replace("_", "-"))
+        strings = (given,) if isinstance(given, str) else tuple(given)
+        spellings[name] = strings if "--" + name in strings else (*strings, "--" + name)
+    return spellings
 
 
 def dataclass_values(args: argparse.Namespace, names: Sequence[str]) -> Dict[str, Any]:

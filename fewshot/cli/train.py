@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..baselines import BASELINE_METHODS, EmbeddingClassifier
 from ..classifier import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_TEMPLATE, METHODS, PromptClassifier
-from ..data import DEFAULT_JSON_FIELDS, Example, format_fields, is_json_lines, parse_fields, read_examples
+from ..data import DEFAULT_JSON_FIELDS, Example, TaskFolder, format_fields, is_json_lines, parse_fields, read_examples
 from ..importing.paddlenlp_files import template_argument
 from ..prompt.verbalizers import VERBALIZERS, verbalizer_option
 from ..prompt.label_search import LabelWordSearch
@@ -37,15 +37,18 @@ from ..unlabeled import DistillationConfig, distill
 from ..unlabeled.config import OPTIONS as DISTILLATION_OPTIONS
 from ..unlabeled.distill import MODEL_DIR
 from .common import run
-from .options import add_dataclass_options, dataclass_values
+from .options import add_dataclass_options, dataclass_values, with_underscore_spellings
 
 TRAINING_OPTIONS = (
     "max_steps", "num_train_epochs", "per_device_train_batch_size", "learning_rate", "ppt_learning_rate",
     "freeze_plm", "use_rdrop", "alpha_rdrop", "use_rgl", "alpha_rgl", "logging_steps", "seed",
     "eval_steps", "early_stopping_patience", "early_stopping_threshold", "metric_for_best_model",
 )
+EVAL_OPTIONS = ("per_device_eval_batch_size",)
+"""fewshot-train's own: the batch of its evaluations during fit (fewshot-report has an inference --eval-batch-size)."""
 FLAGS = {"num_train_epochs": "--epochs", "per_device_train_batch_size": "--batch-size", "use_rdrop": "--rdrop",
-         "use_rgl": "--rgl", "early_stopping_patience": ("--early-stopping-patience", "--early_stop_nums")}
+         "use_rgl": "--rgl", "early_stopping_patience": ("--early-stopping-patience", "--early_stop_nums"),
+         "per_device_eval_batch_size": "--eval-batch-size"}
 DISTILLATION_FLAGS = {"patterns": "--pattern"}
 
 
@@ -57,10 +60,11 @@ def add_classifier_options(p: argparse.ArgumentParser, required: bool = True, se
         p.add_argument("--checkpoints", "--model", dest="model", nargs="+", required=required,
                        help="models to compare: names or directories, optionally NAME=PATH (base@320=out/model_320)")
     else:
-        p.add_argument("--model", required=required, help="PaddleNLP model name (ernie-3.0-base-zh) or local directory")
-    p.add_argument("--template", default=DEFAULT_TEMPLATE,
+        p.add_argument("--model", "--model_name_or_path", dest="model", required=required,
+                       help="PaddleNLP model name (ernie-3.0-base-zh) or local directory")
+    p.add_argument("--template", "--prompt", dest="template", default=DEFAULT_TEMPLATE,
                    help=f"prompt template, or PaddleNLP's template_config.json (default {DEFAULT_TEMPLATE})")
-    p.add_argument("--soft-encoder", choices=ENCODERS, default=None,
+    p.add_argument("--soft-encoder", "--soft_encoder", dest="soft_encoder", choices=ENCODERS, default=None,
                    help="encoder for the template's soft tokens that name none")
     p.add_argument("--verbalizer", type=verbalizer_option, default="manual", metavar="KIND[:OPTION=VALUE,...]",
                    help=f"one of {', '.join(VERBALIZERS)}, with options as in "
@@ -82,7 +86,8 @@ def add_classifier_options(p: argparse.ArgumentParser, required: bool = True, se
                    help=f"between a multi-label row's labels (default {DEFAULT_LABEL_DELIMITER})")
     p.add_argument("--path-delimiter", default=DEFAULT_PATH_DELIMITER,
                    help=f"between the levels of a hierarchical label (default {DEFAULT_PATH_DELIMITER})")
-    p.add_argument("--max-seq-length", type=int, default=DEFAULT_MAX_SEQ_LENGTH)
+    p.add_argument("--max-seq-length", "--max_seq_length", dest="max_seq_length", type=int,
+                   default=DEFAULT_MAX_SEQ_LENGTH)
     p.add_argument("--long-text", nargs="?", const=DEFAULT_POOLING, choices=POOLINGS, default=None,
                    help="classify texts longer than the template's room by overlapping windows whose probabilities "
                         f"are pooled (default pooling {DEFAULT_POOLING}); training gives every window the text's label")
@@ -101,7 +106,7 @@ def add_fields_option(p: argparse.ArgumentParser) -> None:
 def add_training_options(p: argparse.ArgumentParser) -> None:
     """The training options (``--max-steps``, ``--learning-rate`` …), generated from ``PromptTrainingArguments``."""
     p.add_argument("--verbose", action="store_true", help="PaddleNLP's full log, every training argument included")
-    add_dataclass_options(p, PromptTrainingArguments, TRAINING_OPTIONS, FLAGS)
+    add_dataclass_options(p, PromptTrainingArguments, TRAINING_OPTIONS, with_underscore_spellings(TRAINING_OPTIONS, FLAGS))
 
 
 def fit_options(args: argparse.Namespace) -> Dict[str, Any]:
@@ -142,18 +147,33 @@ def long_text_from_args(args: argparse.Namespace) -> Optional[LongText]:
     return LongText(args.long_text, args.window_overlap) if args.long_text else None
 
 
+def use_data_dir(args: argparse.Namespace) -> None:
+    """Fill ``--train``, ``--dev`` and ``--labels`` not given from the ``--data-dir`` folder
+    (``dev.txt`` only when present)."""
+    folder = TaskFolder.open(args.data_dir)
+    args.train = args.train or str(folder.path("train"))
+    args.labels = args.labels or str(folder.path("labels"))
+    if args.dev is None and folder.has("dev"):
+        args.dev = str(folder.path("dev"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fewshot-train", description="Train a prompt classifier on a few labelled examples.")
-    p.add_argument("--train", required=True, help="training data: text<TAB>label file or JSON lines")
+    p.add_argument("--train", help="training data: text<TAB>label file or JSON lines")
     p.add_argument("--dev", help="evaluation data, same formats")
-    p.add_argument("--output", required=True, help="directory for the trained classifier and metrics.json")
-    add_classifier_options(p)
+    p.add_argument("--data-dir", "--data_dir", dest="data_dir",
+                   help="PaddleNLP data folder: its train.txt, dev.txt (when present) and label.txt stand for "
+                        "--train, --dev and --labels not given")
+    p.add_argument("--output", "--output_dir", dest="output", required=True,
+                   help="directory for the trained classifier and metrics.json")
+    add_classifier_options(p, required=False)
     p.add_argument("--tune-thresholds", action="store_true",
                    help="multi-label/hierarchical: tune one decision threshold per label on --dev")
     p.add_argument("--fit-temperature", action="store_true",
                    help="fit the temperature that calibrates the probabilities on --dev (predictions unchanged)")
     add_fields_option(p)
     add_training_options(p)
+    add_dataclass_options(p, PromptTrainingArguments, EVAL_OPTIONS, with_underscore_spellings(EVAL_OPTIONS, FLAGS))
     unlabeled = p.add_argument_group("learning from unlabelled text (with --unlabeled)")
     unlabeled.add_argument("--unlabeled", help="unlabelled texts: one per line, or JSON lines read with --fields' text_a")
     add_dataclass_options(unlabeled, DistillationConfig, DISTILLATION_OPTIONS, DISTILLATION_FLAGS)
@@ -165,6 +185,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     ``paddle.distributed.launch`` with several processes the process ends here: ``end_process``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    for flag, value in (("--train", args.train), ("--labels", args.labels)):
+        if value is None and not args.data_dir:
+            parser.error(f"the following arguments are required: {flag} (or --data-dir)")
+    if not args.model:
+        parser.error("the following arguments are required: --model")
     if args.calibrate and args.method != "zeroshot":
         parser.error(f"--calibrate applies to --method zeroshot only, not --method {args.method}")
     if args.tune_thresholds and not (args.dev and (args.multi_label or args.hierarchical)):
@@ -188,6 +213,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     quiet_paddlenlp(args.verbose)  # before the model loads: PaddleNLP logs every file it reads
+    if args.data_dir:
+        use_data_dir(args)
     label_words, task = task_from_args(args)
     train = read_rows(args.train, task, args)
     dev = read_rows(args.dev, task, args) if args.dev else None
@@ -198,7 +225,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.method in BASELINE_METHODS:
         return _baseline(args, task, train, dev)
     clf = classifier_from_args(args, label_words, task)
-    metrics = clf.fit(train, eval_data=dev, tune_thresholds=args.tune_thresholds, **fit_options(args))
+    metrics = clf.fit(train, eval_data=dev, tune_thresholds=args.tune_thresholds, **fit_options(args),
+                      **dataclass_values(args, EVAL_OPTIONS))
     if args.fit_temperature:
         metrics["temperature"] = clf.fit_temperature(dev)
         clf.train_metrics = metrics
