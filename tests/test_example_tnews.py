@@ -147,5 +147,8 @@ def test_export_bundle_predicts_test_set_like_training(tmp_path, tiny_model_dir,
 def test_default_data_dir_holds_tnews_when_shared_is_present(tnews_dir):
     args = example.parse_args([])
     assert Path(args.data_dir).resolve() == tnews_dir.resolve()
-    assert example.data_file(Path(args.data_dir), "train_0.json").is_file()
-    assert example.data_file(Path(args.data_dir), "test_public.json").is_file()
+    data = example.Data(args)
+    assert data.folder is None and data.has_test() and data.has_texts()
+    from fewshot.tasks import resolve_label_words
+
+    assert len(data.rows("train", list(resolve_label_words(data.label_file)))) == 240
