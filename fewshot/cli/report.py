@@ -48,8 +48,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _report(args: argparse.Namespace) -> int:
     quiet_paddlenlp(args.verbose)
     clf = PromptClassifier.load(args.classifier)
-    data = read_rows(args.data, clf.task, args)
-    train = read_rows(args.train, clf.task, args) if args.train else None
+    data = read_rows(args.data, clf.task, args, clf.template.text)
+    train = read_rows(args.train, clf.task, args, clf.template.text) if args.train else None
     options = fit_options(args) if train is not None else {}
     html = build_report(clf, data, train, title=Path(args.data).name, explain=args.explain, folds=args.folds,
                         batch_size=args.eval_batch_size, fit_args=options, seed=args.seed)

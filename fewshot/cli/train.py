@@ -119,10 +119,10 @@ def task_from_args(args: argparse.Namespace) -> Tuple[Dict[str, List[str]], Task
     return build_task(args.labels, args.multi_label, args.hierarchical, args.label_delimiter, args.path_delimiter)
 
 
-def read_rows(path: str, task: Task, args: argparse.Namespace) -> List[Example]:
-    """Labelled rows of a TSV or JSON-lines file (``--fields``, and the fields the template's text slots
-    name), labels checked by the task."""
-    fields = {**parse_fields(args.fields), **named_fields(args.template)}
+def read_rows(path: str, task: Task, args: argparse.Namespace, template: Optional[str] = None) -> List[Example]:
+    """Labelled rows of a TSV or JSON-lines file (``--fields``, and the fields the text slots of ``template``
+    — by default ``--template`` — name), labels checked by the task."""
+    fields = {**parse_fields(args.fields), **named_fields(args.template if template is None else template)}
     return read_examples(path, labels=task.check, fields=fields if is_json_lines(path) else None)
 
 
