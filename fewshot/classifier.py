@@ -34,7 +34,8 @@ from .export.convert import DEFAULT_OPSET
 from .prompt.heads import SigmoidHead, build_head, prior_bias
 from .prompt.label_search import LabelWordSearch, search_label_words
 from .prompt.model import ClsHeadModel, PromptModel
-from .prompt.pretrained import load_pretrained
+from .loading import base_model_identity, pickle_refusal, saved_base_model
+from .prompt.pretrained import load_checked_pretrained, load_pretrained
 from .prompt.verbalizers import VERBALIZERS
 from .tasks import (
     DEFAULT_LABEL_DELIMITER,
@@ -59,7 +60,6 @@ DEFAULT_BATCH_SIZE = 32
 CONFIG_NAME = "fewshot_config.json"
 PROMPT_STATE_NAME = "prompt_state.safetensors"
 PICKLED_PROMPT_STATE_NAME = "prompt_state.pdparams"
-PICKLED_WEIGHTS_NAME = "model_state.pdparams"
 PLM_DIR = "plm"
 METRICS_NAME = "metrics.json"
 FORMAT_VERSION = 2
@@ -206,6 +206,9 @@ class PromptClassifier:
         self.train_metrics: Dict[str, Any] = {}
         self.label_word_choice: Dict[str, Any] = {}
         self.pending_search = search
+        self.base_identity: Optional[Dict[str, Any]] = None
+        self.saved_where: Optional[str] = None
+        self.trust_pickle = False
         if plm is None:
             with seeded(seed):
                 plm, tokenizer = load_pretrained(model_name)
@@ -591,20 +594,36 @@ class PromptClassifier:
     def untrained_copy(self, seed: Optional[int] = None) -> "PromptClassifier":
         """A new classifier with this one's settings (template, verbalizer, method, task with its
         thresholds and temperature) on the base model, loaded again from ``model_name``: what k-fold
-        training (``fewshot.analysis.label_issues``) starts every fold from."""
+        training (``fewshot.analysis.label_issues``) starts every fold from.
+
+        A loaded classifier's base model is the one its ``fewshot_config.json`` records, checked by the
+        loading policy (``fewshot.loading.saved_base_model``) with the trust given to ``load``."""
         task = task_from_config(self.labels, self.task.config())
-        return PromptClassifier.from_task(
+        plm = tokenizer = None
+        if self.saved_where is not None:
+            name = saved_base_model(self.base_identity or {}, self.saved_where, self.trust_pickle)
+            plm, tokenizer = (load_checked_pretrained(Path(name), self.trust_pickle) if Path(name).is_absolute()
+                              else load_pretrained(name))
+        copy = PromptClassifier.from_task(
             self.model_name, task, self.label_words, template=self.template.text, verbalizer=self.verbalizer_kind,
             max_seq_length=self.max_seq_length, method=self.method, calibrate=self.calibrate, seed=seed,
-            long_text=self.long_text.config() if self.long_text else None,
+            plm=plm, tokenizer=tokenizer, long_text=self.long_text.config() if self.long_text else None,
         )
+        copy.base_identity = self.base_identity
+        return copy
+
+    def _base_model_identity(self) -> Dict[str, Any]:
+        """The base model as saved: ``{"base_model": "/abs/dir", "base_model_sha256": "…"}`` (computed once)."""
+        if self.base_identity is None:
+            self.base_identity = base_model_identity(self.model_name)
+        return self.base_identity
 
     def config(self) -> Dict[str, Any]:
         """What ``load`` needs besides the weights, as written to ``fewshot_config.json``."""
         return {
             "format_version": FORMAT_VERSION,
             "fewshot_version": __version__,
-            "base_model": self.model_name,
+            **self._base_model_identity(),
             "template": self.template.text,
             "max_seq_length": self.max_seq_length,
             "verbalizer": self.verbalizer_kind,
@@ -650,8 +669,10 @@ class PromptClassifier:
     def load(cls, directory: Union[str, "os.PathLike[str]"], trust_pickle: bool = False) -> "PromptClassifier":
         """Load a classifier written by ``save`` (or by ``fewshot-train --output``).
 
-        Weights are read from safetensors files only: a directory holding pickled weights
-        (``.pdparams``, which can run code when loaded) is refused unless ``trust_pickle=True``.
+        Weights are read from safetensors files only, every tensor checked for its name, shape and dtype
+        before anything runs (``fewshot.loading``): pickled weights (``.pdparams``, which can run code when
+        loaded) are refused unless ``trust_pickle=True``, which ``untrained_copy`` then also applies to
+        the recorded base model.
         """
         directory = Path(directory)
         recover(directory)
@@ -659,9 +680,8 @@ class PromptClassifier:
         plm_dir = directory / PLM_DIR
         if not (plm_dir / "config.json").is_file():
             raise BundleError(f"{plm_dir}: missing the pretrained model files (config.json)")
-        check_no_pickle(plm_dir, PICKLED_WEIGHTS_NAME, trust_pickle, safe_name="model.safetensors")
         task = task_from_config(config["labels"], config["task"], where=str(directory / CONFIG_NAME))
-        plm, tokenizer = load_pretrained(str(plm_dir))
+        plm, tokenizer = load_checked_pretrained(plm_dir, trust_pickle)
         clf = cls.from_task(
             config.get("base_model", str(plm_dir)), task, config["label_words"], template=config["template"],
             verbalizer=config["verbalizer"], max_seq_length=config["max_seq_length"],
@@ -670,6 +690,8 @@ class PromptClassifier:
             long_text=LongText.from_config(config.get("long_text"), str(directory / CONFIG_NAME), BundleError),
         )
         clf._load_prompt_state(directory, trust_pickle)
+        clf.base_identity = {"base_model": config.get("base_model"), "base_model_sha256": config.get("base_model_sha256")}
+        clf.saved_where, clf.trust_pickle = str(directory / CONFIG_NAME), trust_pickle
         clf.train_metrics = config.get("train_metrics", {})
         clf.label_word_choice = config.get("label_word_choice") or {}
         return clf
@@ -685,7 +707,8 @@ class PromptClassifier:
             except Exception as exc:  # safetensors raises its own error types for corrupt files
                 raise BundleError(f"{path}: not a readable safetensors file ({exc})") from None
         elif pickled.is_file():
-            check_no_pickle(directory, PICKLED_PROMPT_STATE_NAME, trust_pickle, safe_name=PROMPT_STATE_NAME)
+            if not trust_pickle:
+                raise pickle_refusal(pickled)
             state = {k: np.asarray(v) for k, v in paddle.load(str(pickled)).items()}
             path = pickled
         elif expected:
@@ -699,7 +722,10 @@ class PromptClassifier:
             if list(value.shape) != list(expected[name].shape):
                 raise BundleError(f"{path}: {name} has shape {list(value.shape)}, "
                                   f"the model expects {list(expected[name].shape)}")
-            expected[name].set_value(paddle.to_tensor(value.astype(expected[name].numpy().dtype)))
+            dtype = str(expected[name].dtype).replace("paddle.", "")
+            if str(value.dtype) != dtype:
+                raise BundleError(f"{path}: {name} has dtype {value.dtype}, the model expects {dtype}")
+            expected[name].set_value(paddle.to_tensor(value))
 
     def export(
         self,
@@ -732,17 +758,6 @@ def label_word_search(value: Union[None, str, LabelWordSearch], words: Mapping[s
     if value == AUTO_LABEL_WORDS:
         return LabelWordSearch()
     raise FewshotError(f"label_words must be '{AUTO_LABEL_WORDS}' or a LabelWordSearch, got {value!r}")
-
-
-def check_no_pickle(directory: Path, pickled_name: str, trust_pickle: bool, safe_name: str) -> None:
-    """Refuse a pickled weight file unless the caller trusts it; a safetensors file beside it is used instead."""
-    if trust_pickle or (directory / safe_name).is_file() or not (directory / pickled_name).is_file():
-        return
-    raise BundleError(
-        f"{directory / pickled_name}: pickled weights can run code when loaded, so fewshot does not read them by "
-        "default; load with trust_pickle=True (fewshot-export --trust-pickle) only if you trust where the directory "
-        "came from, then save it again to convert it to safetensors"
-    )
 
 
 def read_config(directory: Path) -> Dict[str, Any]:

@@ -127,7 +127,7 @@ def test_a_weight_file_of_the_wrong_kind_is_a_clear_error(saved, tmp_path):
         PromptClassifier.load(target)
     target = _copy(saved[1], tmp_path, "copy2")
     (target / "plm" / "model.safetensors").write_bytes(b"\x00" * 64)
-    with pytest.raises(BundleError, match="plm: cannot load the pretrained model"):
+    with pytest.raises(BundleError, match="plm/model.safetensors: not a readable safetensors file"):
         PromptClassifier.load(target)
 
 
