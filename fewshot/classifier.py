@@ -34,6 +34,7 @@ from .export.convert import DEFAULT_OPSET
 from .prompt.heads import SigmoidHead, build_head, prior_bias
 from .prompt.label_search import LabelWordSearch, search_label_words
 from .prompt.model import ClsHeadModel, PromptModel
+from .numbers import check_number
 from .loading import base_model_identity, pickle_refusal, saved_base_model
 from .prompt.pretrained import load_checked_pretrained, load_pretrained
 from .prompt.verbalizers import VERBALIZERS
@@ -194,6 +195,7 @@ class PromptClassifier:
             raise FewshotError("label words must be given for exactly the task's labels, in the same order")
         if search is not None and method == "finetune":
             raise FewshotError("label_words='auto' needs a prompt method; method='finetune' has no label words")
+        check_number("max_seq_length", max_seq_length, low=1)
         text = text_only_template(template) if method == "finetune" else template
         parse_template(text)
         self.long_text: Optional[LongText] = LongText.from_config(long_text)
@@ -212,6 +214,10 @@ class PromptClassifier:
         if plm is None:
             with seeded(seed):
                 plm, tokenizer = load_pretrained(model_name)
+        positions = getattr(getattr(plm, "config", None), "max_position_embeddings", None)
+        if isinstance(positions, int) and max_seq_length > positions:
+            raise FewshotError(f"max_seq_length {max_seq_length} is more than the model's {positions} positions "
+                               f"({model_name}); use --max-seq-length {positions} or less")
         self.tokenizer = tokenizer
         self.template = Template(text, tokenizer, max_seq_length)
         if self.long_text is not None:
@@ -411,7 +417,7 @@ class PromptClassifier:
                     data_collator=make_collator(self.tokenizer.pad_token_id),
                     callbacks=list(callbacks or []),
                 )
-                result = trainer.train()
+                result = _train(trainer, args)
         finally:
             if output_dir is None:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -655,7 +661,7 @@ class PromptClassifier:
         return Path(directory)
 
     def _write(self, directory: Union[str, "os.PathLike[str]"]) -> None:
-        with atomic_directory(directory, "the classifier") as tmp:
+        with atomic_directory(directory, "the classifier", marker=CONFIG_NAME) as tmp:
             self.model.plm.save_pretrained(str(tmp / PLM_DIR), safe_serialization=True)
             self.tokenizer.save_pretrained(str(tmp / PLM_DIR))
             state = {name: value.numpy() for name, value in self._prompt_state().items()}
@@ -746,6 +752,17 @@ class PromptClassifier:
         return export_bundle(self._require_model(), self.template, self.task, self.tokenizer, self.label_words,
                              bundle_dir, info=info, onnx=onnx, opset=opset or DEFAULT_OPSET, fp16=fp16, int8=int8,
                              long_text=self.long_text)
+
+
+def _train(trainer: PromptTrainer, args: PromptTrainingArguments) -> Any:
+    """``trainer.train()``; a loss that became NaN or infinite (PaddleNLP's ``ValueError``) is a one-line ``FewshotError``."""
+    try:
+        return trainer.train()
+    except ValueError as exc:
+        if "Loss contains inf or nan" not in str(exc):
+            raise
+        raise FewshotError(f"fit: the training loss became NaN or infinite (learning rate {args.learning_rate:g}); "
+                           "lower --learning-rate; the classifier's weights are unusable and nothing was saved") from None
 
 
 def label_word_search(value: Union[None, str, LabelWordSearch], words: Mapping[str, List[str]]) -> Optional[LabelWordSearch]:

@@ -330,7 +330,7 @@ def test_report_has_every_section_and_no_external_url(trained, tmp_path):
     out = tmp_path / "report.html"
     status = report_main(["--classifier", str(tmp_path / "clf"), "--data", str(tmp_path / "test.txt"),
                           "--train", str(tmp_path / "train.txt"), "--max-steps", "20", "--learning-rate", "5e-3",
-                          "--batch-size", "8", "--explain", "6", "--output", str(out)])
+                          "--batch-size", "8", "--explain", "6", "--output", str(out), "--trust-pickle"])
     assert status == 0
     html = out.read_text(encoding="utf-8")
     for section in ("overview", "metrics", "per-class", "confusion", "confused-pairs", "calibration", "explanations",

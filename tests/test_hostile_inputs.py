@@ -217,7 +217,7 @@ def killed_at(name, real):
 atomic.os.rename = killed_at("rename", real_rename)
 atomic.exchange = killed_at("exchange", real_exchange) if exchange else (lambda a, b: False)
 atomic.shutil.rmtree = killed_at("rmtree", real_rmtree)
-with atomic.atomic_directory(target) as tmp:
+with atomic.atomic_directory(target, marker="content.txt") as tmp:
     (tmp / "content.txt").write_text("new " * 1000)
     (tmp / "second.txt").write_text("new")
 """
@@ -238,7 +238,7 @@ def test_a_kill_at_any_step_of_the_swap_leaves_the_old_or_the_new_directory(tmp_
     recover(target)
     contents = {(target / "content.txt").read_text(), (target / "second.txt").read_text()}
     assert contents in ({"old " * 1000, "old"}, {"new " * 1000, "new"})
-    with atomic_directory(target) as tmp:
+    with atomic_directory(target, marker="content.txt") as tmp:
         (tmp / "content.txt").write_text("next")
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # the dead run's hidden leftovers are gone
 

@@ -22,7 +22,9 @@ from ..analysis.label_issues import DEFAULT_FOLDS, issue_rows, out_of_fold_proba
 from ..analysis.tables import write_tsv
 from ..classifier import PromptClassifier
 from ..training.progress import quiet_paddlenlp
+from ..numbers import int_option
 from .common import run
+from .options import add_trust_option
 from .train import add_classifier_options, add_fields_option, add_training_options, classifier_from_args, fit_options
 from .train import read_rows, task_from_args
 
@@ -38,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     issues.add_argument("--output", required=True, help="the ranked rows (tab-separated, header line)")
     issues.add_argument("--classifier", help="a saved classifier whose settings (not weights) every fold uses; "
                                              "instead of --model/--labels")
-    issues.add_argument("--folds", type=int, default=DEFAULT_FOLDS, help=f"k of the k-fold training (default {DEFAULT_FOLDS})")
+    add_trust_option(issues)
+    issues.add_argument("--folds", type=int_option(low=2), default=DEFAULT_FOLDS, help=f"k of the k-fold training (default {DEFAULT_FOLDS})")
     issues.add_argument("--all", action="store_true", help="write every row, not only the flagged ones")
     add_classifier_options(issues, required=False)
     add_fields_option(issues)
@@ -58,7 +61,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _label_issues(args: argparse.Namespace) -> int:
     quiet_paddlenlp(args.verbose)
     if args.classifier:
-        saved = PromptClassifier.load(args.classifier)
+        saved = PromptClassifier.load(args.classifier, trust_pickle=args.trust_pickle)
         task, build = saved.task, lambda: saved.untrained_copy(seed=args.seed)
     else:
         label_words, task = task_from_args(args)

@@ -21,7 +21,8 @@ import json
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..classifier import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_TEMPLATE, METHODS, PromptClassifier
+from ..atomic import check_inputs_outside, check_replaceable
+from ..classifier import CONFIG_NAME, DEFAULT_MAX_SEQ_LENGTH, DEFAULT_TEMPLATE, METHODS, PromptClassifier
 from ..data import DEFAULT_JSON_FIELDS, Example, format_fields, is_json_lines, parse_fields, read_examples
 from ..prompt.verbalizers import VERBALIZERS
 from ..prompt.label_search import LabelWordSearch
@@ -34,6 +35,7 @@ from ..training.progress import LossLines, quiet_paddlenlp
 from ..unlabeled import DistillationConfig, distill
 from ..unlabeled.config import OPTIONS as DISTILLATION_OPTIONS
 from ..unlabeled.distill import MODEL_DIR
+from ..numbers import int_option
 from .common import run
 from .options import add_dataclass_options, dataclass_values
 
@@ -68,11 +70,11 @@ def add_classifier_options(p: argparse.ArgumentParser, required: bool = True) ->
                    help=f"between a multi-label row's labels (default {DEFAULT_LABEL_DELIMITER})")
     p.add_argument("--path-delimiter", default=DEFAULT_PATH_DELIMITER,
                    help=f"between the levels of a hierarchical label (default {DEFAULT_PATH_DELIMITER})")
-    p.add_argument("--max-seq-length", type=int, default=DEFAULT_MAX_SEQ_LENGTH)
+    p.add_argument("--max-seq-length", type=int_option(low=1), default=DEFAULT_MAX_SEQ_LENGTH)
     p.add_argument("--long-text", nargs="?", const=DEFAULT_POOLING, choices=POOLINGS, default=None,
                    help="classify texts longer than the template's room by overlapping windows whose probabilities "
                         f"are pooled (default pooling {DEFAULT_POOLING}); training gives every window the text's label")
-    p.add_argument("--window-overlap", type=int, default=None,
+    p.add_argument("--window-overlap", type=int_option(low=0), default=None,
                    help="--long-text: tokens neighbouring windows share (default: a quarter of a window)")
     p.add_argument("--auto-label-words", action="store_true",
                    help="choose the label words from the masked LM's predictions on --train (--labels names the "
@@ -169,6 +171,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     quiet_paddlenlp(args.verbose)  # before the model loads: PaddleNLP logs every file it reads
+    if not args.unlabeled:
+        check_replaceable(args.output, CONFIG_NAME, "the classifier")
+        check_inputs_outside(args.output, (args.train, args.dev, args.labels, args.model))
     label_words, task = task_from_args(args)
     train = read_rows(args.train, task, args)
     dev = read_rows(args.dev, task, args) if args.dev else None

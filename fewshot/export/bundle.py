@@ -131,7 +131,7 @@ def export_bundle(
     expected = reference_probabilities(model, batch, task)
     graph = InferenceGraph(model, task)
     vocab_rows = int(model.plm.get_input_embeddings().weight.shape[0])
-    with atomic_directory(bundle_dir, "the bundle") as tmp:
+    with atomic_directory(bundle_dir, "the bundle", marker=MANIFEST_NAME) as tmp:
         save_static_graph(graph, tmp, template.num_masks)
         tokenizer.save_pretrained(str(tmp))
         encoding = encoding_spec(template, tokenizer, vocab_rows)
