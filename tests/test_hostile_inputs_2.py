@@ -342,3 +342,52 @@ def test_a_diverging_loss_is_one_line(tiny_model_dir, separable_task):
     clf = PromptClassifier(tiny_model_dir, labels=words, template=TEMPLATE, max_seq_length=32, seed=0)
     with pytest.raises(FewshotError, match="the training loss became NaN or infinite .learning rate 1e.30."):
         clf.fit(train, max_steps=6, learning_rate=1e30, disable_tqdm=True, logging_steps=1)
+
+
+# --- groups 9, 15, 17: one input contract ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("inputs,message", [
+    (["球赛", "\ud800"], "input 1: text is not valid Unicode"),
+    (["\u200b\u200d\ufeff"], "input 0: empty text .only control or zero-width characters."),
+    (["\x00\x07"], "input 0: empty text"),
+    ([("球赛", 5)], "input 0: text_b must be a string, found int"),
+])
+def test_both_predictors_refuse_the_same_inputs_alike(saved, tiny_bundle, inputs, message):
+    from fewshot.errors import DataError
+    from fewshot.runtime import OnnxPredictor
+
+    for predictor in (saved[0], OnnxPredictor(tiny_bundle)):
+        with pytest.raises(DataError, match=message):
+            predictor.predict(inputs)
+
+
+def test_fewshot_predict_skips_invalid_unicode_per_line(tiny_bundle, tmp_path, capsys):
+    from fewshot.cli.predict import main as predict_main
+
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"sentence": "球赛"}\n{"sentence": "\\ud800"}\n{"sentence": "\\u200b"}\n{"sentence": "雨"}\n',
+                    encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert predict_main(["--bundle", str(tiny_bundle), "--input", str(data), "--output", str(out), "--no-progress",
+                         "--on-error", "skip"]) == 0
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["line"] for r in records] == [1, 2, 3, 4]
+    assert "label" in records[0] and "label" in records[3]
+    assert "not valid Unicode" in records[1]["error"] and "zero-width" in records[2]["error"]
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_trailing_blank_lines_are_ignored_by_fewshot_predict_as_by_read_examples(tiny_bundle, tmp_path):
+    from fewshot.cli.predict import main as predict_main
+    from fewshot.data import read_examples
+
+    data = tmp_path / "data.txt"
+    data.write_text("球赛\n\n雨\n\n\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert predict_main(["--bundle", str(tiny_bundle), "--input", str(data), "--output", str(out), "--no-progress",
+                         "--on-error", "skip"]) == 0
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["line"] for r in records] == [1, 2, 3] and records[1]["error"].endswith("line 2: empty line")
+    assert len(read_examples(data, labeled=False)) == 2
+    assert predict_main(["--bundle", str(tiny_bundle), "--input", str(data), "--output", str(out), "--no-progress"]) == 2
