@@ -391,3 +391,88 @@ def test_trailing_blank_lines_are_ignored_by_fewshot_predict_as_by_read_examples
     assert [r["line"] for r in records] == [1, 2, 3] and records[1]["error"].endswith("line 2: empty line")
     assert len(read_examples(data, labeled=False)) == 2
     assert predict_main(["--bundle", str(tiny_bundle), "--input", str(data), "--output", str(out), "--no-progress"]) == 2
+
+
+# --- group 10: a bundle checked as a whole when it loads; group 6: threads bounded -------------------
+
+
+def _bundle_with(tiny_bundle, tmp_path, change):
+    target = _copy(tiny_bundle, tmp_path, "bundle")
+    path = target / "fewshot.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    change(manifest)
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    return target
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda m: m["encoding"]["tokenizer"].update(max_input_chars_per_word="x"),
+     "encoding.tokenizer.max_input_chars_per_word must be an integer ≥ 1, found 'x'"),
+    (lambda m: m["encoding"]["tokenizer"].update(special_tokens=5), "encoding.tokenizer.special_tokens must be a list"),
+    (lambda m: m["encoding"]["tokenizer"].update(do_lower_case="yes"), "encoding.tokenizer.do_lower_case must be true or false"),
+    (lambda m: m.update(task_config="multi_class"), "task_config must be an object, found str"),
+    (lambda m: m["encoding"].update(max_seq_length=600), "encoding.max_seq_length 600 is more than the model's 128 positions"),
+    (lambda m: m["encoding"].update(max_seq_length=1e7), "encoding.max_seq_length must be an integer ≥ 1"),
+])
+def test_a_manifest_field_of_the_wrong_type_or_size_fails_at_load(tiny_bundle, tmp_path, change, message):
+    from fewshot.runtime import OnnxPredictor
+
+    with pytest.raises(BundleError, match=message):
+        OnnxPredictor(_bundle_with(tiny_bundle, tmp_path, change))
+
+
+def test_a_repeated_vocabulary_token_beyond_the_embedding_table_fails_at_load(tiny_bundle, tmp_path):
+    from fewshot.runtime import OnnxPredictor
+
+    target = _copy(tiny_bundle, tmp_path, "bundle")
+    with open(target / "vocab.txt", "a", encoding="utf-8") as handle:
+        handle.write("球\n")
+    with pytest.raises(BundleError, match=r"vocab.txt gives ids up to \d+ \(a token repeated or added\?\)"):
+        OnnxPredictor(target)
+
+
+def test_a_manifest_linked_out_of_the_bundle_is_refused(tiny_bundle, tmp_path):
+    from fewshot.runtime import OnnxPredictor
+
+    target = _copy(tiny_bundle, tmp_path, "bundle")
+    shutil.move(str(target / "fewshot.json"), tmp_path / "elsewhere.json")
+    (target / "fewshot.json").symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(BundleError, match="fewshot.json: a symbolic link"):
+        OnnxPredictor(target)
+
+
+@pytest.mark.parametrize("unsqueeze", [False, True])
+def test_a_swapped_graph_of_symbolic_width_or_rank_3_fails_at_load(tiny_bundle, tmp_path, unsqueeze):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from fewshot.runtime import OnnxPredictor
+
+    target = _copy(tiny_bundle, tmp_path, "bundle")
+    inputs = [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "sequence"])
+              for name in ("input_ids", "token_type_ids", "attention_mask")]
+    inputs.append(helper.make_tensor_value_info("masked_positions", TensorProto.INT64, ["batch", 2]))
+    nodes = [helper.make_node("Cast", ["input_ids"], ["cast" if unsqueeze else "probs"], to=TensorProto.FLOAT)]
+    initializers = []
+    shape = ["batch", "sequence"]
+    if unsqueeze:
+        initializers.append(helper.make_tensor("axes", TensorProto.INT64, [1], [2]))
+        nodes.append(helper.make_node("Unsqueeze", ["cast", "axes"], ["probs"]))
+        shape = ["batch", "sequence", 1]
+    output = helper.make_tensor_value_info("probs", TensorProto.FLOAT, shape)
+    graph = helper.make_graph(nodes, "swapped", inputs, [output], initializer=initializers)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(target / "model.onnx"))
+    with pytest.raises(BundleError, match=r"the output probs has shape \[.*\], not \[batch, 3\]"):
+        OnnxPredictor(target)
+
+
+def test_threads_beyond_the_usable_cores_are_refused(tiny_bundle, tmp_path, capsys):
+    from fewshot.cli.predict import main as predict_main
+    from fewshot.cpu_env import usable_cores
+    from fewshot.runtime import OnnxPredictor
+
+    with pytest.raises(FewshotError, match=f"threads must be ≤ {usable_cores()}, got 100000"):
+        OnnxPredictor(tiny_bundle, threads=100000)
+    with pytest.raises(SystemExit):
+        predict_main(["--bundle", str(tiny_bundle), "--input", "x", "--output", "y", "--threads", "100000"])
+    assert f"argument --threads: must be ≤ {usable_cores()}, got 100000" in capsys.readouterr().err
