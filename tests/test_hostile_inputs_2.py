@@ -7,6 +7,7 @@ docs/errors.md lists the same cases with the message each one gives.
 import json
 import os
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -476,3 +477,44 @@ def test_threads_beyond_the_usable_cores_are_refused(tiny_bundle, tmp_path, caps
     with pytest.raises(SystemExit):
         predict_main(["--bundle", str(tiny_bundle), "--input", "x", "--output", "y", "--threads", "100000"])
     assert f"argument --threads: must be ≤ {usable_cores()}, got 100000" in capsys.readouterr().err
+
+
+# --- group 12: a runtime-only install names the extra to install ---------------------------------------
+
+_WITHOUT = """
+import sys
+from importlib.abc import MetaPathFinder
+blocked = set(sys.argv[1].split(","))
+class Missing(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in blocked:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Missing())
+from fewshot.cli.launch import launch
+sys.argv = [sys.argv[2], *sys.argv[3:]]
+sys.exit(launch(sys.argv[0]))
+"""
+
+
+@pytest.mark.parametrize("blocked,prog,extras", [
+    ("paddle,paddlenlp", "fewshot-train", "train"),
+    ("paddle,paddlenlp", "fewshot-export", "train"),
+    ("paddle,paddlenlp", "fewshot-pretrain", "train"),
+    ("paddle,paddlenlp", "fewshot-corpus-stats", "train"),
+    ("paddle,paddlenlp", "fewshot-compare", "train"),
+    ("paddle,paddlenlp", "fewshot-labelwords", "train"),
+    ("paddle,paddlenlp", "fewshot-analyze", "train,analysis"),
+    ("paddle,paddlenlp", "fewshot-select", "train,analysis"),
+    ("paddle,paddlenlp", "fewshot-report", "train,analysis"),
+])
+def test_a_command_without_its_extra_says_what_to_install(blocked, prog, extras):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    result = subprocess.run([sys.executable, "-c", _WITHOUT, blocked, prog, "--help"], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    plural = "s" if "," in extras else ""
+    assert re.fullmatch(rf'{prog}: error: needs the "{extras}" extra{plural} \((paddle|paddlenlp) is not installed\): '
+                        rf'pip install "fewshot\[{extras}\]"', result.stderr.strip()), result.stderr
