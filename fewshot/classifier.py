@@ -209,6 +209,7 @@ class PromptClassifier:
         self.label_word_choice: Dict[str, Any] = {}
         self.pending_search = search
         self.base_identity: Optional[Dict[str, Any]] = None
+        self.training_arguments: Dict[str, Any] = {}
         self.saved_where: Optional[str] = None
         self.trust_pickle = False
         if plm is None:
@@ -418,6 +419,8 @@ class PromptClassifier:
                     callbacks=list(callbacks or []),
                 )
                 result = _train(trainer, args)
+            self.training_arguments = {k: v for k, v in training_args.items()
+                                       if isinstance(v, (int, float, str, list, type(None)))}
         finally:
             if output_dir is None:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -615,7 +618,7 @@ class PromptClassifier:
             max_seq_length=self.max_seq_length, method=self.method, calibrate=self.calibrate, seed=seed,
             plm=plm, tokenizer=tokenizer, long_text=self.long_text.config() if self.long_text else None,
         )
-        copy.base_identity = self.base_identity
+        copy.base_identity, copy.training_arguments = self.base_identity, dict(self.training_arguments)
         return copy
 
     def _base_model_identity(self) -> Dict[str, Any]:
@@ -640,6 +643,7 @@ class PromptClassifier:
             "label_word_choice": self.label_word_choice,
             "long_text": self.long_text.config() if self.long_text else None,
             "train_metrics": self.train_metrics,
+            "training_arguments": self.training_arguments,
             "task": self.task.config(),
         }
 
@@ -698,6 +702,9 @@ class PromptClassifier:
         clf._load_prompt_state(directory, trust_pickle)
         clf.base_identity = {"base_model": config.get("base_model"), "base_model_sha256": config.get("base_model_sha256")}
         clf.saved_where, clf.trust_pickle = str(directory / CONFIG_NAME), trust_pickle
+        clf.training_arguments = config.get("training_arguments") or {}
+        if not isinstance(clf.training_arguments, dict):
+            raise BundleError(f"{directory / CONFIG_NAME}: training_arguments must be an object")
         clf.train_metrics = config.get("train_metrics", {})
         clf.label_word_choice = config.get("label_word_choice") or {}
         return clf

@@ -11,6 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
@@ -518,3 +519,44 @@ def test_a_command_without_its_extra_says_what_to_install(blocked, prog, extras)
     plural = "s" if "," in extras else ""
     assert re.fullmatch(rf'{prog}: error: needs the "{extras}" extra{plural} \((paddle|paddlenlp) is not installed\): '
                         rf'pip install "fewshot\[{extras}\]"', result.stderr.strip()), result.stderr
+
+
+# --- group 16: analysis you can trust ----------------------------------------------------------------------
+
+
+def test_fold_models_train_with_the_saved_classifiers_arguments(saved, tmp_path, separable_task, monkeypatch):
+    pytest.importorskip("cleanlab")
+    import fewshot.cli.analyze as analyze
+    from fewshot.analysis.label_issues import OutOfFold
+
+    config = json.loads((saved[1] / "fewshot_config.json").read_text(encoding="utf-8"))
+    assert config["training_arguments"]["learning_rate"] == 1e-2 and config["training_arguments"]["max_steps"] == 2
+    train, _ = _files(tmp_path, separable_task)
+    seen = {}
+
+    def fake(build, examples, folds, split_seed, **fit_args):
+        seen.update(fit_args)
+        task = saved[0].task
+        probs = np.full((len(examples), 3), 1 / 3, dtype="float32")
+        return OutOfFold(probs, task, np.arange(len(examples)) % folds, [0.25, 0.5, 0.75][:folds])
+
+    monkeypatch.setattr(analyze, "out_of_fold_probabilities", fake)
+    out = tmp_path / "issues.tsv"
+    assert analyze_main(["label-issues", "--classifier", str(saved[1]), "--train", str(train), "--output", str(out),
+                         "--all", "--max-steps", "7", "--trust-pickle"]) == 0
+    assert seen["learning_rate"] == 1e-2 and seen["max_steps"] == 7  # saved, and overridden where given
+    header, *rows = out.read_text(encoding="utf-8").splitlines()
+    assert header.split("\t")[-1] == "fold_accuracy"
+    assert {row.split("\t")[-1] for row in rows} == {"0.25", "0.5", "0.75"}
+
+
+def test_the_evaluation_report_is_one_table_of_classes(saved, separable_task):
+    _, test, words = separable_task
+    rows = [(e.text_a, e.label) for e in test if e.label != "weather"]
+    metrics = saved[0].evaluate(rows, report=True)
+    assert set(metrics["per_class"]) <= {"sports", "finance", "weather"}
+    assert all(set(row) == {"precision", "recall", "f1-score", "support"} for row in metrics["per_class"].values())
+    from sklearn.metrics import f1_score
+
+    predicted = saved[0].predict([text for text, _ in rows])
+    assert metrics["macro_f1"] == pytest.approx(f1_score([label for _, label in rows], predicted, average="macro"))

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"how many texts to explain (default {DEFAULT_EXPLAINED}; mistakes first)")
     p.add_argument("--eval-batch-size", type=int_option(low=1), default=DEFAULT_BATCH_SIZE, help="texts per inference batch")
     add_fields_option(p)
-    add_training_options(p)
+    add_training_options(p, inherit=True)
     return p
 
 
@@ -53,7 +53,7 @@ def _report(args: argparse.Namespace) -> int:
     clf = PromptClassifier.load(args.classifier, trust_pickle=args.trust_pickle)
     data = read_rows(args.data, clf.task, args)
     train = read_rows(args.train, clf.task, args) if args.train else None
-    options = fit_options(args) if train is not None else {}
+    options = fit_options(args, clf.training_arguments) if train is not None else {}
     html = build_report(clf, data, train, title=Path(args.data).name, explain=args.explain, folds=args.folds,
                         batch_size=args.eval_batch_size, fit_args=options, seed=args.seed)
     write_report(args.output, html)

@@ -86,15 +86,21 @@ def add_fields_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fields", default=default_fields, help=f"JSON-lines field mapping (default {default_fields})")
 
 
-def add_training_options(p: argparse.ArgumentParser) -> None:
-    """The training options (``--max-steps``, ``--learning-rate`` …), generated from ``PromptTrainingArguments``."""
+def add_training_options(p: argparse.ArgumentParser, inherit: bool = False) -> None:
+    """The training options (``--max-steps``, ``--learning-rate`` …), generated from ``PromptTrainingArguments``.
+
+    ``inherit`` (commands that train again with a saved classifier's settings): an option not given is
+    left out of :func:`fit_options`, so the saved classifier's ``training_arguments`` apply, else the defaults."""
     p.add_argument("--verbose", action="store_true", help="PaddleNLP's full log, every training argument included")
-    add_dataclass_options(p, PromptTrainingArguments, TRAINING_OPTIONS, FLAGS)
+    defaults = {name: None for name in TRAINING_OPTIONS if name != "seed"} if inherit else None
+    add_dataclass_options(p, PromptTrainingArguments, TRAINING_OPTIONS, FLAGS, defaults)
 
 
-def fit_options(args: argparse.Namespace) -> Dict[str, Any]:
-    """``fit`` keyword arguments from the training options, with the one-line loss log unless ``--verbose``."""
-    return {"callbacks": [] if args.verbose else [LossLines()], **dataclass_values(args, TRAINING_OPTIONS)}
+def fit_options(args: argparse.Namespace, saved: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """``fit`` keyword arguments from the training options given (over ``saved``, a saved classifier's
+    ``training_arguments``), with the one-line loss log unless ``--verbose``."""
+    given = {name: value for name, value in dataclass_values(args, TRAINING_OPTIONS).items() if value is not None}
+    return {"callbacks": [] if args.verbose else [LossLines()], **(saved or {}), **given}
 
 
 def task_from_args(args: argparse.Namespace) -> Tuple[Dict[str, List[str]], Task]:
