@@ -184,7 +184,7 @@ def test_flipped_labels_rank_at_the_top(cue_model_dir, tmp_path):
     ])
     assert status == 0
     header, *table = [line.split("\t") for line in out.read_text(encoding="utf-8").splitlines()]
-    assert header == ["line", "text", "given", "suggested", "score", "flagged"]
+    assert header == ["line", "text", "given", "suggested", "score", "flagged", "fold_accuracy"]
     assert len(table) == len(rows)
     flipped_lines = {i + 1 if i < 3 else i + 2 for i in flipped}
     ranked_lines = [int(row[0]) for row in table]

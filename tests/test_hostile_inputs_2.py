@@ -560,3 +560,51 @@ def test_the_evaluation_report_is_one_table_of_classes(saved, separable_task):
 
     predicted = saved[0].predict([text for text, _ in rows])
     assert metrics["macro_f1"] == pytest.approx(f1_score([label for _, label in rows], predicted, average="macro"))
+
+
+# --- groups 15, 18: leftovers ------------------------------------------------------------------------------
+
+
+def test_label_words_that_all_become_unknown_tokens_are_an_error(tiny_model_dir):
+    from fewshot.errors import LabelFileError
+
+    with pytest.raises(LabelFileError, match=r"labels 'a' and 'b' both become \[UNK\]: their words have characters "
+                                             "unknown to the vocabulary"):
+        PromptClassifier(tiny_model_dir, labels={"a": ["😀"], "b": ["🎉"]}, template=TEMPLATE, max_seq_length=32)
+
+
+def test_a_repeated_template_option_is_an_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["--train", "t", "--labels", "l", "--model", "m", "--output", "o", "--template", TEMPLATE,
+                    "--template", SOFT])
+    assert exit_info.value.code == 2
+    assert "argument --template: given more than once; give it once" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("config,message", [
+    ({"patterns": [TEMPLATE, "{'text': 'text_a'}没有掩码"]},
+     "distillation: --pattern 2 \"{'text': 'text_a'}没有掩码\" has no {'mask'} slot"),
+    ({"patterns": [TEMPLATE, "{'text': 'text_a'"]}, "distillation: --pattern 2 \"{'text': 'text_a'\": template:"),
+    ({"student_model": "./no/such/model"}, "distillation: --student-model ./no/such/model: no such model directory"),
+])
+def test_distillation_checks_patterns_and_student_before_training_members(tiny_model_dir, separable_task, tmp_path,
+                                                                         monkeypatch, config, message):
+    from fewshot.unlabeled import DistillationConfig, distill
+
+    train, test, words = separable_task
+    monkeypatch.setattr(PromptClassifier, "fit", lambda *a, **k: pytest.fail("trained a member before checking"))
+    with pytest.raises(FewshotError, match=re.escape(message)):
+        distill(tiny_model_dir, PromptClassifier(tiny_model_dir, labels=words, max_seq_length=32).task, words, train,
+                [e.text_a for e in test], tmp_path / "run", DistillationConfig(**config), template=TEMPLATE,
+                classifier_options={"max_seq_length": 32}, progress=False)
+
+
+def test_distillation_numbers_are_checked_like_every_other(capsys):
+    from fewshot.unlabeled import DistillationConfig
+
+    with pytest.raises(FewshotError, match="temperature must be a finite number, got inf"):
+        DistillationConfig(temperature=float("inf"))
+    with pytest.raises(SystemExit):
+        train_main(["--train", "t", "--labels", "l", "--model", "m", "--output", "o", "--unlabeled", "u",
+                    "--temperature", "nan"])
+    assert "argument --temperature: must be a finite number, got nan" in capsys.readouterr().err

@@ -22,7 +22,7 @@ from ..prompt.verbalizers import VERBALIZERS
 from ..training.arguments import PromptTrainingArguments
 from ..training.progress import LossLines, quiet_paddlenlp
 from .common import run, show_fewshot_logs
-from .options import add_dataclass_options, dataclass_values
+from .options import OnceOption, add_dataclass_options, dataclass_values
 
 TRAINING_OPTIONS = ("max_steps", "num_train_epochs", "per_device_train_batch_size", "learning_rate", "logging_steps")
 FLAGS = {"num_train_epochs": "--epochs", "per_device_train_batch_size": "--batch-size"}
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", required=True, help="labelled training data (text<TAB>label or JSON lines)")
     p.add_argument("--test", required=True, help="labelled test data, same formats")
     p.add_argument("--labels", required=True, help="label file (label==word lines) or JSON {label: word(s)}")
-    p.add_argument("--template", default=DEFAULT_TEMPLATE, help=f"prompt template (default {DEFAULT_TEMPLATE})")
+    p.add_argument("--template", action=OnceOption, default=DEFAULT_TEMPLATE, help=f"prompt template (default {DEFAULT_TEMPLATE})")
     p.add_argument("--group-field", default=None, help="JSON key of the test data's group/domain column")
     p.add_argument("--fields", default=default_fields, help=f"JSON-lines field mapping (default {default_fields})")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one training run per seed; the table shows the mean")

@@ -72,6 +72,16 @@ def _value_type(kind: Any, bounds: Optional[Mapping[str, Any]]) -> Callable[[str
     return kind
 
 
+class OnceOption(argparse.Action):
+    """An option given at most once: a second ``--template`` is an error, not silently the one that counts."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        if getattr(namespace, self.dest, self.default) is not self.default:
+            parser.error(f"argument {option_string}: given more than once; give it once")
+        setattr(namespace, self.dest, values)
+
+
 def add_trust_option(parser: argparse.ArgumentParser) -> None:
     """``--trust-pickle``: the one switch that lets fewshot read pickled weights (see ``fewshot.loading``)."""
     parser.add_argument("--trust-pickle", action="store_true",

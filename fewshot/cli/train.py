@@ -37,7 +37,7 @@ from ..unlabeled.config import OPTIONS as DISTILLATION_OPTIONS
 from ..unlabeled.distill import MODEL_DIR
 from ..numbers import int_option
 from .common import run
-from .options import add_dataclass_options, dataclass_values
+from .options import OnceOption, add_dataclass_options, dataclass_values
 
 TRAINING_OPTIONS = (
     "max_steps", "num_train_epochs", "per_device_train_batch_size", "learning_rate", "ppt_learning_rate",
@@ -52,7 +52,7 @@ def add_classifier_options(p: argparse.ArgumentParser, required: bool = True) ->
     """``--labels``, ``--model``, the template, verbalizer, method and task options of a new classifier."""
     p.add_argument("--labels", required=required, help="label file: one label per line or label==word lines")
     p.add_argument("--model", required=required, help="PaddleNLP model name (ernie-3.0-base-zh) or local directory")
-    p.add_argument("--template", default=DEFAULT_TEMPLATE, help=f"prompt template (default {DEFAULT_TEMPLATE})")
+    p.add_argument("--template", action=OnceOption, default=DEFAULT_TEMPLATE, help=f"prompt template (default {DEFAULT_TEMPLATE})")
     p.add_argument("--soft-encoder", choices=ENCODERS, default=None,
                    help="encoder for the template's soft tokens that name none")
     p.add_argument("--verbalizer", choices=list(VERBALIZERS), default="manual")
