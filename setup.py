@@ -72,7 +72,7 @@ setup(
         "analysis": ANALYSIS_REQUIRES,
         "serve": SERVE_REQUIRES,
         "ray": RAY_REQUIRES,
-        "test": ["pytest", "pytest-timeout", "httpx"],
+        "test": ["pytest", "pytest-timeout", "httpx", "hypothesis"],
     },
     entry_points={
         "console_scripts": [
