@@ -608,3 +608,18 @@ def test_distillation_numbers_are_checked_like_every_other(capsys):
         train_main(["--train", "t", "--labels", "l", "--model", "m", "--output", "o", "--unlabeled", "u",
                     "--temperature", "nan"])
     assert "argument --temperature: must be a finite number, got nan" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module,argv,message", [
+    ("select", ["--classifier", "c", "--input", "i", "--output", "o", "--k", "3", "--batch-size", "0"],
+     "argument --batch-size: must be ≥ 1, got 0"),
+    ("compare", ["--checkpoints", "a=b", "--train", "t", "--test", "t", "--labels", "l", "--max-seq-length", "-5"],
+     "argument --max-seq-length: must be ≥ 1, got -5"),
+    ("export", ["--checkpoint", "c", "--output", "o", "--opset", "0"], "argument --opset: must be ≥ 7, got 0"),
+])
+def test_every_command_checks_its_numbers_when_parsing(module, argv, message, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(f"fewshot.cli.{module}").main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

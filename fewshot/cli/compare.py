@@ -21,6 +21,7 @@ from ..pretraining.compare import compare_checkpoints, markdown_table, parse_che
 from ..prompt.verbalizers import VERBALIZERS
 from ..training.arguments import PromptTrainingArguments
 from ..training.progress import LossLines, quiet_paddlenlp
+from ..numbers import int_option
 from .common import run, show_fewshot_logs
 from .options import OnceOption, add_dataclass_options, dataclass_values
 
@@ -55,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", action=OnceOption, default=DEFAULT_TEMPLATE, help=f"prompt template (default {DEFAULT_TEMPLATE})")
     p.add_argument("--group-field", default=None, help="JSON key of the test data's group/domain column")
     p.add_argument("--fields", default=default_fields, help=f"JSON-lines field mapping (default {default_fields})")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one training run per seed; the table shows the mean")
-    p.add_argument("--max-seq-length", type=int, default=DEFAULT_MAX_SEQ_LENGTH)
+    p.add_argument("--seeds", type=int_option(low=0, high=2**32 - 1), nargs="+", default=[0], help="one training run per seed; the table shows the mean")
+    p.add_argument("--max-seq-length", type=int_option(low=1), default=DEFAULT_MAX_SEQ_LENGTH)
     p.add_argument("--verbalizer", choices=list(VERBALIZERS), default="manual")
     p.add_argument("--output", default=None, help="write all results (every seed, every group) to this JSON file")
     p.add_argument("--markdown", default=None, help="also write the Markdown table to this file")

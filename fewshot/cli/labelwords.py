@@ -23,6 +23,7 @@ from ..prompt.label_search import LabelWordSearch
 from ..tasks import DEFAULT_LABEL_DELIMITER, build_task
 from ..template import DEFAULT_POOLING, LongText
 from ..training.progress import quiet_paddlenlp
+from ..numbers import int_option
 from .common import run
 from .options import OnceOption, add_dataclass_options, dataclass_values
 
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="file naming the labels, one per line (default: the labels of --train)")
     p.add_argument("--multi-label", action="store_true", help="rows hold several labels (joined by --label-delimiter)")
     p.add_argument("--label-delimiter", default=DEFAULT_LABEL_DELIMITER)
-    p.add_argument("--max-seq-length", type=int, default=DEFAULT_MAX_SEQ_LENGTH)
+    p.add_argument("--max-seq-length", type=int_option(low=1), default=DEFAULT_MAX_SEQ_LENGTH)
     p.add_argument("--long-text", action="store_true",
                    help=f"read every window of a long text (as training with --long-text {DEFAULT_POOLING} does)")
     default_fields = format_fields(DEFAULT_JSON_FIELDS)
