@@ -623,3 +623,11 @@ def test_every_command_checks_its_numbers_when_parsing(module, argv, message, ca
     with pytest.raises(SystemExit) as exit_info:
         importlib.import_module(f"fewshot.cli.{module}").main(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_label_with_dollar_signs_is_drawn_as_text():
+    pytest.importorskip("matplotlib")
+    from fewshot.analysis.report import confusion_picture
+
+    picture = confusion_picture(["a$\\x$b", "b"], ["a$\\x$b", "b"], np.array([[2, 0], [1, 3]]), named=True)
+    assert picture.startswith("data:image/png;base64,")

@@ -132,8 +132,9 @@ def confusion_picture(rows: Sequence[str], columns: Sequence[str], counts: np.nd
     axes.imshow(counts, cmap="Blues", aspect="auto")
     ticks = (lambda names: list(names)) if named else (lambda names: [str(i + 1) if n != NONE_COLUMN else n
                                                                          for i, n in enumerate(names)])
-    axes.set_xticks(range(len(columns)), ticks(columns), rotation=90 if named else 0, fontsize=8)
-    axes.set_yticks(range(len(rows)), ticks(rows), fontsize=8)
+    # parse_math=False: a label is text, never matplotlib math ("a$\\x$b" would not draw)
+    axes.set_xticks(range(len(columns)), ticks(columns), rotation=90 if named else 0, fontsize=8, parse_math=False)
+    axes.set_yticks(range(len(rows)), ticks(rows), fontsize=8, parse_math=False)
     axes.set_xlabel("predicted")
     axes.set_ylabel("gold")
     peak = counts.max() or 1
