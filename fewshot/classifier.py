@@ -31,12 +31,12 @@ from .documents import json_text, read_json_document
 from .errors import BundleError, DataError, FewshotError
 from .export.bundle import export_bundle
 from .export.convert import DEFAULT_OPSET
+from .loading import base_model_identity, pickle_refusal, saved_base_model
+from .numbers import check_number
 from .prompt.heads import SigmoidHead, build_head, prior_bias
 from .prompt.label_search import LabelWordSearch, search_label_words
 from .prompt.model import ClsHeadModel, PromptModel
-from .numbers import check_number
-from .loading import base_model_identity, pickle_refusal, saved_base_model
-from .prompt.pretrained import load_checked_pretrained, load_pretrained
+from .prompt.pretrained import dtype_name, load_checked_pretrained, load_pretrained
 from .prompt.verbalizers import VERBALIZERS
 from .tasks import (
     DEFAULT_LABEL_DELIMITER,
@@ -735,7 +735,7 @@ class PromptClassifier:
             if list(value.shape) != list(expected[name].shape):
                 raise BundleError(f"{path}: {name} has shape {list(value.shape)}, "
                                   f"the model expects {list(expected[name].shape)}")
-            dtype = str(expected[name].dtype).replace("paddle.", "")
+            dtype = dtype_name(expected[name].dtype)
             if str(value.dtype) != dtype:
                 raise BundleError(f"{path}: {name} has dtype {value.dtype}, the model expects {dtype}")
             expected[name].set_value(paddle.to_tensor(value))

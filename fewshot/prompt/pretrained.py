@@ -44,7 +44,8 @@ def _read_tensors(files: List[Path]) -> Dict[str, np.ndarray]:
     return tensors
 
 
-def _dtype_name(dtype: Any) -> str:
+def dtype_name(dtype: Any) -> str:
+    """A Paddle dtype as numpy names it: ``paddle.float32`` → ``"float32"``."""
     return str(dtype).replace("paddle.", "")
 
 
@@ -66,8 +67,8 @@ def check_state(model: Any, tensors: Dict[str, np.ndarray], where: str) -> None:
         found = tensors[name]
         if list(found.shape) != list(value.shape):
             raise BundleError(f"{where}: tensor {name} has shape {list(found.shape)}, the model expects {list(value.shape)}")
-        if str(found.dtype) != _dtype_name(value.dtype):
-            raise BundleError(f"{where}: tensor {name} has dtype {found.dtype}, the model expects {_dtype_name(value.dtype)}")
+        if str(found.dtype) != dtype_name(value.dtype):
+            raise BundleError(f"{where}: tensor {name} has dtype {found.dtype}, the model expects {dtype_name(value.dtype)}")
 
 
 def load_checked_pretrained(directory: Path, trust_pickle: bool = False) -> Tuple[Any, Any]:
