@@ -631,3 +631,13 @@ def test_a_label_with_dollar_signs_is_drawn_as_text():
 
     picture = confusion_picture(["a$\\x$b", "b"], ["a$\\x$b", "b"], np.array([[2, 0], [1, 3]]), named=True)
     assert picture.startswith("data:image/png;base64,")
+
+
+@pytest.mark.parametrize("template", ["{'soft': None, 'length': 1000000000}{'text': 'text_a'}{'mask'}",
+                                      "{'text': 'text_a'}{'mask': None, 'length': 1000000000}"])
+def test_a_huge_soft_or_mask_length_is_refused_before_anything_is_made(tiny_tokenizer, template):
+    from fewshot.errors import TemplateError
+    from fewshot.template import Template
+
+    with pytest.raises(TemplateError, match="need 100000000[23] positions, but max_seq_length is 32"):
+        Template(template, tiny_tokenizer, 32)

@@ -39,6 +39,10 @@ class Template:
     def __init__(self, text: str, tokenizer: Any, max_seq_length: int = 128):
         self.text = text
         self.parts: List[Part] = parse_template(text)
+        declared = 2 + sum(part.length for part in self.parts if part.kind in ("soft", "mask"))
+        if declared > max_seq_length:  # before any soft token is made: 'length': 10**9 would never finish
+            raise TemplateError(f"template: its soft tokens, masks and special tokens need {declared} positions, "
+                                f"but max_seq_length is {max_seq_length}")
         self.soft_tokens: List[SoftToken] = []
         encoded = [self._encode_part(part, tokenizer) for part in self.parts]
         self.encoder = TemplateEncoder(
