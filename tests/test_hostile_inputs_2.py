@@ -616,6 +616,10 @@ def test_distillation_numbers_are_checked_like_every_other(capsys):
     ("compare", ["--checkpoints", "a=b", "--train", "t", "--test", "t", "--labels", "l", "--max-seq-length", "-5"],
      "argument --max-seq-length: must be ≥ 1, got -5"),
     ("export", ["--checkpoint", "c", "--output", "o", "--opset", "0"], "argument --opset: must be ≥ 7, got 0"),
+    ("pretrain", ["--corpus", "c", "--output", "o", "--from-scratch", "--learning-rate", "-1"],
+     "argument --learning-rate: must be > 0, got -1"),
+    ("pretrain", ["--corpus", "c", "--output", "o", "--from-scratch", "--mask-ratio", "1.5"],
+     "argument --mask-ratio: must be < 1, got 1.5"),
 ])
 def test_every_command_checks_its_numbers_when_parsing(module, argv, message, capsys):
     import importlib
