@@ -700,7 +700,7 @@ class PromptClassifier:
             long_text=LongText.from_config(config.get("long_text"), str(directory / CONFIG_NAME), BundleError),
         )
         clf._load_prompt_state(directory, trust_pickle)
-        clf.base_identity = {"base_model": config.get("base_model"), "base_model_sha256": config.get("base_model_sha256")}
+        clf.base_identity = {key: config.get(key) for key in ("base_model", "base_model_sha256")}
         clf.saved_where, clf.trust_pickle = str(directory / CONFIG_NAME), trust_pickle
         clf.training_arguments = config.get("training_arguments") or {}
         if not isinstance(clf.training_arguments, dict):
@@ -762,14 +762,15 @@ class PromptClassifier:
 
 
 def _train(trainer: PromptTrainer, args: PromptTrainingArguments) -> Any:
-    """``trainer.train()``; a loss that became NaN or infinite (PaddleNLP's ``ValueError``) is a one-line ``FewshotError``."""
+    """``trainer.train()``; a loss that became NaN or infinite (PaddleNLP's ``ValueError``) is a ``FewshotError``."""
     try:
         return trainer.train()
     except ValueError as exc:
         if "Loss contains inf or nan" not in str(exc):
             raise
         raise FewshotError(f"fit: the training loss became NaN or infinite (learning rate {args.learning_rate:g}); "
-                           "lower --learning-rate; the classifier's weights are unusable and nothing was saved") from None
+                           "lower --learning-rate; the classifier's weights are unusable and nothing was saved"
+                           ) from None
 
 
 def label_word_search(value: Union[None, str, LabelWordSearch], words: Mapping[str, List[str]]) -> Optional[LabelWordSearch]:

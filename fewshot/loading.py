@@ -94,7 +94,7 @@ def safetensors_files(directory: Path) -> Optional[List[Path]]:
 
 
 def pickled_files(directory: Path) -> Optional[List[Path]]:
-    """The pickled weight files of a model directory (``model_state.pdparams`` or its index's shards); None when none."""
+    """The pickled weight files of a model directory (``model_state.pdparams`` or its index's shards), or None."""
     if os.path.lexists(directory / PICKLED_INDEX):
         return _index_shards(directory, PICKLED_INDEX, ".pdparams")
     if os.path.lexists(directory / PICKLED_WEIGHTS):

@@ -255,7 +255,8 @@ def _issues_html(task: Any, issues: Optional[Sequence[LabelIssue]], rows: int) -
         f"<td>{_e(issue.text_a if issue.text_b is None else issue.text_a + ' / ' + issue.text_b)}</td>"
         f"<td>{_e(_label_text(task, issue.given))}</td><td>{_e(_label_text(task, issue.suggested))}</td>"
         f"<td class=n>{issue.score:.3f}</td>"
-        f"<td class=n>{'' if issue.fold_accuracy is None else f'{issue.fold_accuracy:.3f}'}</td></tr>" for issue in issues)
+        f"<td class=n>{'' if issue.fold_accuracy is None else f'{issue.fold_accuracy:.3f}'}</td></tr>"
+        for issue in issues)
     folds = sorted({issue.fold_accuracy for issue in issues if issue.fold_accuracy is not None})
     note = (f" The fold models that scored them reached {', '.join(f'{a:.3f}' for a in folds)} held-out accuracy: "
             "flags from a weak fold model are weak evidence." if folds else "")

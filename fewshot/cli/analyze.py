@@ -71,9 +71,11 @@ def _label_issues(args: argparse.Namespace) -> int:
     examples = read_rows(args.train, task, args)
     print(f"fewshot-analyze: {len(examples)} rows, {args.folds}-fold training", file=sys.stderr)
     oof = out_of_fold_probabilities(build, examples, folds=args.folds, split_seed=args.seed, **fit)
-    issues = rank_label_issues(oof.task, examples, oof.probs, include_unflagged=args.all, fold_accuracy=oof.row_accuracy())
+    issues = rank_label_issues(oof.task, examples, oof.probs, include_unflagged=args.all,
+                               fold_accuracy=oof.row_accuracy())
     write_tsv(args.output, COLUMNS, issue_rows(issues, oof.task.label_field))
-    print(f"fewshot-analyze: fold accuracy {', '.join(f'{a:.3f}' for a in oof.fold_accuracy)} (held out)", file=sys.stderr)
+    accuracy = ", ".join(f"{a:.3f}" for a in oof.fold_accuracy)
+    print(f"fewshot-analyze: fold accuracy {accuracy} (held out)", file=sys.stderr)
     flagged = sum(issue.flagged for issue in issues)
     print(f"fewshot-analyze: {flagged} of {len(examples)} rows flagged -> {args.output}", file=sys.stderr)
     return 0

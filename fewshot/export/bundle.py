@@ -57,7 +57,8 @@ def tokenizer_spec(tokenizer: Any) -> Dict[str, Any]:
     }
 
 
-def encoding_spec(template: Template, tokenizer: Any, vocab_rows: int, positions: Optional[int] = None) -> Dict[str, Any]:
+def encoding_spec(template: Template, tokenizer: Any, vocab_rows: int,
+                  positions: Optional[int] = None) -> Dict[str, Any]:
     """The manifest's ``encoding``: the template encoder's spec (soft tokens renumbered past the
     vocabulary's ``vocab_rows``), the tokenizer, and the model's position table size ``positions``
     (the runtime refuses a ``max_seq_length`` beyond it)."""

@@ -97,7 +97,8 @@ class PretrainConfig:
     max_steps: int = _option(1000, "training steps", low=1)
     save_steps: int = _option(500, "write model_<step>/ and a resumable checkpoint every N steps", low=1)
     eval_steps: int = _option(0, "held-out MLM loss/perplexity every N steps (0: none)", low=0)
-    eval_ratio: float = _option(0.05, "share of sequences held out for --eval-steps", low=0, low_open=True, high=1, high_open=True)
+    eval_ratio: float = _option(0.05, "share of sequences held out for --eval-steps",
+                                low=0, low_open=True, high=1, high_open=True)
     batch_size: int = _option(32, "sequences per device and step", low=1)
     eval_batch_size: int = _option(64, "sequences per evaluation batch", low=1)
     learning_rate: float = _option(1e-4, "peak learning rate", low=0, low_open=True)

@@ -66,9 +66,11 @@ def check_state(model: Any, tensors: Dict[str, np.ndarray], where: str) -> None:
     for name, value in expected.items():
         found = tensors[name]
         if list(found.shape) != list(value.shape):
-            raise BundleError(f"{where}: tensor {name} has shape {list(found.shape)}, the model expects {list(value.shape)}")
+            raise BundleError(f"{where}: tensor {name} has shape {list(found.shape)}, "
+                              f"the model expects {list(value.shape)}")
         if str(found.dtype) != dtype_name(value.dtype):
-            raise BundleError(f"{where}: tensor {name} has dtype {found.dtype}, the model expects {dtype_name(value.dtype)}")
+            raise BundleError(f"{where}: tensor {name} has dtype {found.dtype}, "
+                              f"the model expects {dtype_name(value.dtype)}")
 
 
 def load_checked_pretrained(directory: Path, trust_pickle: bool = False) -> Tuple[Any, Any]:
