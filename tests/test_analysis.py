@@ -267,10 +267,11 @@ def test_fewshot_select_does_not_pick_copies_of_one_text(trained, tmp_path):
 def test_fewshot_select_rejects_a_bad_k(trained, tmp_path, capsys):
     trained.save(tmp_path / "clf")
     (tmp_path / "pool.txt").write_text("球赛\n", encoding="utf-8")
-    status = select_main(["--classifier", str(tmp_path / "clf"), "--unlabeled", str(tmp_path / "pool.txt"),
-                          "--k", "0", "--output", str(tmp_path / "out.tsv")])
-    assert status == 2
-    assert capsys.readouterr().err.strip() == "fewshot-select: error: --k must be at least 1, got 0"
+    with pytest.raises(SystemExit) as exit_info:
+        select_main(["--classifier", str(tmp_path / "clf"), "--unlabeled", str(tmp_path / "pool.txt"),
+                     "--k", "0", "--output", str(tmp_path / "out.tsv")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().endswith("fewshot-select: error: argument --k: must be ≥ 1, got 0")
 
 
 # --- explanations --------------------------------------------------------------------------------------

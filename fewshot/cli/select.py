@@ -19,7 +19,6 @@ from ..analysis.selection import DEFAULT_POOL_FACTOR, STRATEGIES, select_texts
 from ..analysis.tables import write_tsv
 from ..classifier import DEFAULT_BATCH_SIZE, PromptClassifier
 from ..data import format_fields, is_json_lines, parse_fields, read_examples
-from ..errors import FewshotError
 from ..training.progress import quiet_paddlenlp
 from ..numbers import int_option
 from .common import run
@@ -51,8 +50,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _select(args: argparse.Namespace) -> int:
     quiet_paddlenlp()
-    if args.k < 1:
-        raise FewshotError(f"--k must be at least 1, got {args.k}")
     clf = PromptClassifier.load(args.classifier)
     fields = parse_fields(args.fields) if is_json_lines(args.unlabeled) else None
     examples = read_examples(args.unlabeled, labeled=False, fields=fields)
