@@ -73,23 +73,24 @@ setup(
         "analysis": ANALYSIS_REQUIRES,
         "serve": SERVE_REQUIRES,
         "ray": RAY_REQUIRES,
-        # tritonclient and huggingface_hub: the real clients the serving protocols' tests talk to fewshot-serve with
-        "test": ["pytest", "pytest-timeout", "httpx", "tritonclient[http]", "huggingface_hub"],
+        # tritonclient and huggingface_hub: the real clients the serving protocols' tests talk to fewshot-serve with;
+        # hypothesis: the parsers' fuzz tests
+        "test": ["pytest", "pytest-timeout", "httpx", "hypothesis", "tritonclient[http]", "huggingface_hub"],
     },
     entry_points={
         "console_scripts": [
-            "fewshot-train=fewshot.cli.train:main",
-            "fewshot-export=fewshot.cli.export:main",
+            "fewshot-train=fewshot.cli.launch:train",
+            "fewshot-export=fewshot.cli.launch:export",
             "fewshot-predict=fewshot.cli.predict:main",
             "fewshot-serve=fewshot.cli.serve:main",
-            "fewshot-pretrain=fewshot.cli.pretrain:main",
-            "fewshot-corpus-stats=fewshot.cli.corpus_stats:main",
-            "fewshot-compare=fewshot.cli.compare:main",
-            "fewshot-analyze=fewshot.cli.analyze:main",
-            "fewshot-select=fewshot.cli.select:main",
-            "fewshot-report=fewshot.cli.report:main",
-            "fewshot-labelwords=fewshot.cli.labelwords:main",
-            "fewshot-import=fewshot.cli.import_paddlenlp:main",
+            "fewshot-pretrain=fewshot.cli.launch:pretrain",
+            "fewshot-corpus-stats=fewshot.cli.launch:corpus_stats",
+            "fewshot-compare=fewshot.cli.launch:compare",
+            "fewshot-analyze=fewshot.cli.launch:analyze",
+            "fewshot-select=fewshot.cli.launch:select",
+            "fewshot-report=fewshot.cli.launch:report",
+            "fewshot-labelwords=fewshot.cli.launch:labelwords",
+            "fewshot-import=fewshot.cli.launch:import_paddlenlp",
         ]
     },
 )

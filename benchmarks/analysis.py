@@ -133,9 +133,9 @@ def noise_run(setup: TaskSetup, seed: int, log: Callable[[str], None]) -> Dict[s
     rng = random.Random(seed)
     noisy, flipped = flip_labels(setup.train, NOISE, rng)
     began = time.perf_counter()
-    probs, task = out_of_fold_probabilities(setup.build(seed), noisy, folds=FOLDS, split_seed=seed, batch_size=64,
-                                            **setup.fit_args(seed))
-    ranked = rank_label_issues(task, noisy, probs, include_unflagged=True)
+    oof = out_of_fold_probabilities(setup.build(seed), noisy, folds=FOLDS, split_seed=seed, batch_size=64,
+                                    **setup.fit_args(seed))
+    ranked = rank_label_issues(oof.task, noisy, oof.probs, include_unflagged=True)
     oof_wall = time.perf_counter() - began
     flagged = [r.index for r in ranked if r.flagged]
     by_score = [r.index for r in sorted(ranked, key=lambda r: (r.score, r.index))][: len(flipped)]

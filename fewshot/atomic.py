@@ -12,6 +12,12 @@ Writes go to a hidden sibling (``.NAME.tmp-PID-XXXX``), which then replaces the 
 Leftovers of runs that were killed (hidden siblings whose process is gone) are removed by the
 next write to the same target.
 
+A directory is replaced only when it is a previous output of the same kind — it holds the ``marker``
+file fewshot writes into every such output (``fewshot_config.json`` for a classifier, ``fewshot.json``
+for a bundle) — or is empty: anything else, and the current directory or one that contains it, is
+refused before any work (:func:`check_replaceable`). What is written gets the permissions the umask
+gives (not ``tempfile``'s private 0700/0600).
+
 >>> with atomic_directory("model/") as tmp:
 ...     (tmp / "weights.safetensors").write_bytes(data)      # model/ appears complete, or not at all
 """
@@ -27,7 +33,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Union
+from typing import Callable, Iterable, Iterator, Optional, Union
 
 from .errors import WriteError
 
@@ -116,16 +122,66 @@ def recover(target: PathArg) -> None:
                 _remove(path)
 
 
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def _sibling(target: Path, kind: str, directory: bool) -> Path:
     prefix = f".{target.name}.{kind}-{os.getpid()}-"
     if directory:
         return Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     handle, name = tempfile.mkstemp(prefix=prefix, dir=target.parent)
     os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)  # mkstemp makes files private (0600); outputs get the usual permissions
+    os.chmod(name, 0o666 & ~_umask())  # mkstemp makes files private (0600); outputs get the usual permissions
     return Path(name)
+
+
+def _usual_permissions(root: Path) -> None:
+    """Directories ``0777``, files ``0666`` (``0777`` when executable), less the umask: what ``mkdir`` and
+    ``open`` give. ``mkdtemp`` and some writers (safetensors) make them private."""
+    umask = _umask()
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        full = 0o777 if path.is_dir() or mode & 0o100 else 0o666
+        os.chmod(path, full & ~umask)
+
+
+def check_replaceable(target: PathArg, marker: Optional[str], what: str = "the directory") -> None:
+    """Refuse, before any work, an output directory fewshot must not replace: the current directory or
+    one containing it, or an existing non-empty directory without ``marker`` (not a previous output of
+    this kind). ``proj/`` holding data → ``WriteError: proj: exists and is not a fewshot classifier
+    (no fewshot_config.json); fewshot replaces only its own outputs, so choose a new or empty directory``."""
+    target = Path(target).absolute()
+    cwd = Path.cwd().resolve()
+    resolved = target.resolve()
+    if resolved == cwd or resolved in cwd.parents:
+        raise WriteError(f"{target}: is the current directory or contains it; writing {what} there would replace "
+                         "everything in it, so choose a new directory")
+    if target.exists() and not target.is_dir():
+        raise WriteError(f"{target}: exists and is not a directory; choose another output")
+    if not target.is_dir() or not any(target.iterdir()):
+        return
+    if marker is None or not (target / marker).is_file():
+        kind = f"a fewshot {what.removeprefix('the ')}" if marker else "an empty directory"
+        raise WriteError(f"{target}: exists and is not {kind}{f' (no {marker})' if marker else ''}; fewshot replaces "
+                         "only its own outputs, so choose a new or empty directory")
+
+
+def check_inputs_outside(target: PathArg, inputs: Iterable[Optional[PathArg]]) -> None:
+    """Refuse an output directory that is, or holds, one of the command's inputs (replacing it would delete
+    them): ``--checkpoint clf --output clf`` → ``WriteError: clf: is the input clf; choose another output``."""
+    target = Path(target).resolve()
+    for given in inputs:
+        if given is None:
+            continue
+        path = Path(given).resolve()
+        if path == target or target in path.parents:
+            raise WriteError(f"{target}: {'is' if path == target else 'holds'} the input {given}; writing there would "
+                             "delete it, so choose another output")
 
 
 @contextlib.contextmanager
@@ -149,17 +205,18 @@ def _replacing(target: Path, what: str, directory: bool, install: Callable[[Path
 
 
 @contextlib.contextmanager
-def atomic_directory(target: PathArg, what: str = "the directory") -> Iterator[Path]:
+def atomic_directory(target: PathArg, what: str = "the directory", marker: Optional[str] = None) -> Iterator[Path]:
     """Yield a fresh temporary directory; on success it replaces ``target``, on error it is removed.
 
+    ``target`` must be new, empty, or a previous output holding ``marker`` (:func:`check_replaceable`).
     An ``OSError`` while writing (disk full, permission denied) becomes a one-line ``WriteError``
     that names ``what`` was being written and says the previous directory is unchanged.
     """
     target = Path(target).absolute()
-    if target.exists() and not target.is_dir():
-        raise WriteError(f"{target}: exists and is not a directory; choose another output")
+    check_replaceable(target, marker, what)
     with _replacing(target, what, True, _swap_in) as tmp:
         yield tmp
+        _usual_permissions(tmp)
 
 
 def _swap_in(new: Path, target: Path) -> None:

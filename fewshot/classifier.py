@@ -32,10 +32,12 @@ from .errors import BundleError, DataError, FewshotError
 from .export.bundle import export_bundle
 from .export.convert import DEFAULT_OPSET
 from .importing.paddlenlp_checkpoint import read_paddlenlp_model
+from .loading import base_model_identity, pickle_refusal, saved_base_model
+from .numbers import check_number
 from .prompt.heads import SigmoidHead, build_head, prior_bias
 from .prompt.label_search import LabelWordSearch, search_label_words
 from .prompt.model import ClsHeadModel, PromptModel
-from .prompt.pretrained import load_pretrained
+from .prompt.pretrained import dtype_name, load_checked_pretrained, load_pretrained
 from .prompt.verbalizers import VERBALIZERS, VerbalizerArg, VerbalizerSpec
 from .tasks import (
     DEFAULT_LABEL_DELIMITER,
@@ -61,7 +63,6 @@ DEFAULT_BATCH_SIZE = 32
 CONFIG_NAME = "fewshot_config.json"
 PROMPT_STATE_NAME = "prompt_state.safetensors"
 PICKLED_PROMPT_STATE_NAME = "prompt_state.pdparams"
-PICKLED_WEIGHTS_NAME = "model_state.pdparams"
 PLM_DIR = "plm"
 METRICS_NAME = "metrics.json"
 FORMAT_VERSION = 2
@@ -200,6 +201,7 @@ class PromptClassifier:
             raise FewshotError("label words must be given for exactly the task's labels, in the same order")
         if search is not None and method == "finetune":
             raise FewshotError("label_words='auto' needs a prompt method; method='finetune' has no label words")
+        check_number("max_seq_length", max_seq_length, low=1)
         text = text_only_template(template) if method == "finetune" else template
         parse_template(text)
         style = EncodingStyle.named(template_style)
@@ -213,9 +215,17 @@ class PromptClassifier:
         self.train_metrics: Dict[str, Any] = {}
         self.label_word_choice: Dict[str, Any] = {}
         self.pending_search = search
+        self.base_identity: Optional[Dict[str, Any]] = None
+        self.training_arguments: Dict[str, Any] = {}
+        self.saved_where: Optional[str] = None
+        self.trust_pickle = False
         if plm is None:
             with seeded(seed):
                 plm, tokenizer = load_pretrained(model_name)
+        positions = getattr(getattr(plm, "config", None), "max_position_embeddings", None)
+        if isinstance(positions, int) and max_seq_length > positions:
+            raise FewshotError(f"max_seq_length {max_seq_length} is more than the model's {positions} positions "
+                               f"({model_name}); use --max-seq-length {positions} or less")
         self.tokenizer = tokenizer
         self.template = Template(text, tokenizer, max_seq_length, style=style)
         if self.long_text is not None:
@@ -421,7 +431,9 @@ class PromptClassifier:
                     data_collator=make_collator(self.tokenizer.pad_token_id),
                     callbacks=[*(callbacks or []), *([stopper] if stopper else [])],
                 )
-                result = trainer.train()
+                result = _train(trainer, args)
+            self.training_arguments = {k: v for k, v in training_args.items()
+                                       if isinstance(v, (int, float, str, list, type(None)))}
         finally:
             if output_dir is None:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -618,20 +630,37 @@ class PromptClassifier:
     def untrained_copy(self, seed: Optional[int] = None) -> "PromptClassifier":
         """A new classifier with this one's settings (template, verbalizer, method, task with its
         thresholds and temperature) on the base model, loaded again from ``model_name``: what k-fold
-        training (``fewshot.analysis.label_issues``) starts every fold from."""
+        training (``fewshot.analysis.label_issues``) starts every fold from.
+
+        A loaded classifier's base model is the one its ``fewshot_config.json`` records, checked by the
+        loading policy (``fewshot.loading.saved_base_model``) with the trust given to ``load``."""
         task = task_from_config(self.labels, self.task.config())
-        return PromptClassifier.from_task(
+        plm = tokenizer = None
+        if self.saved_where is not None:
+            name = saved_base_model(self.base_identity or {}, self.saved_where, self.trust_pickle)
+            plm, tokenizer = (load_checked_pretrained(Path(name), self.trust_pickle) if Path(name).is_absolute()
+                              else load_pretrained(name))
+        copy = PromptClassifier.from_task(
             self.model_name, task, self.label_words, template=self.template.text, verbalizer=self.verbalizer_kind,
             max_seq_length=self.max_seq_length, method=self.method, calibrate=self.calibrate, seed=seed,
-            long_text=self.long_text.config() if self.long_text else None, template_style=self.template.style.name,
+            plm=plm, tokenizer=tokenizer, long_text=self.long_text.config() if self.long_text else None,
+            template_style=self.template.style.name,
         )
+        copy.base_identity, copy.training_arguments = self.base_identity, dict(self.training_arguments)
+        return copy
+
+    def _base_model_identity(self) -> Dict[str, Any]:
+        """The base model as saved: ``{"base_model": "/abs/dir", "base_model_sha256": "…"}`` (computed once)."""
+        if self.base_identity is None:
+            self.base_identity = base_model_identity(self.model_name)
+        return self.base_identity
 
     def config(self) -> Dict[str, Any]:
         """What ``load`` needs besides the weights, as written to ``fewshot_config.json``."""
         return {
             "format_version": FORMAT_VERSION,
             "fewshot_version": __version__,
-            "base_model": self.model_name,
+            **self._base_model_identity(),
             "template": self.template.text,
             "template_style": self.template.style.name,
             "max_seq_length": self.max_seq_length,
@@ -643,6 +672,7 @@ class PromptClassifier:
             "label_word_choice": self.label_word_choice,
             "long_text": self.long_text.config() if self.long_text else None,
             "train_metrics": self.train_metrics,
+            "training_arguments": self.training_arguments,
             "task": self.task.config(),
         }
 
@@ -664,7 +694,7 @@ class PromptClassifier:
         return Path(directory)
 
     def _write(self, directory: Union[str, "os.PathLike[str]"]) -> None:
-        with atomic_directory(directory, "the classifier") as tmp:
+        with atomic_directory(directory, "the classifier", marker=CONFIG_NAME) as tmp:
             self.model.plm.save_pretrained(str(tmp / PLM_DIR), safe_serialization=True)
             self.tokenizer.save_pretrained(str(tmp / PLM_DIR))
             state = {name: value.numpy() for name, value in self._prompt_state().items()}
@@ -678,8 +708,10 @@ class PromptClassifier:
     def load(cls, directory: Union[str, "os.PathLike[str]"], trust_pickle: bool = False) -> "PromptClassifier":
         """Load a classifier written by ``save`` (or by ``fewshot-train --output``).
 
-        Weights are read from safetensors files only: a directory holding pickled weights
-        (``.pdparams``, which can run code when loaded) is refused unless ``trust_pickle=True``.
+        Weights are read from safetensors files only, every tensor checked for its name, shape and dtype
+        before anything runs (``fewshot.loading``): pickled weights (``.pdparams``, which can run code when
+        loaded) are refused unless ``trust_pickle=True``, which ``untrained_copy`` then also applies to
+        the recorded base model.
         """
         directory = Path(directory)
         recover(directory)
@@ -687,9 +719,8 @@ class PromptClassifier:
         plm_dir = directory / PLM_DIR
         if not (plm_dir / "config.json").is_file():
             raise BundleError(f"{plm_dir}: missing the pretrained model files (config.json)")
-        check_no_pickle(plm_dir, PICKLED_WEIGHTS_NAME, trust_pickle, safe_name="model.safetensors")
         task = task_from_config(config["labels"], config["task"], where=str(directory / CONFIG_NAME))
-        plm, tokenizer = load_pretrained(str(plm_dir))
+        plm, tokenizer = load_checked_pretrained(plm_dir, trust_pickle)
         clf = cls.from_task(
             config.get("base_model", str(plm_dir)), task, config["label_words"], template=config["template"],
             verbalizer=config["verbalizer"], max_seq_length=config["max_seq_length"],
@@ -700,6 +731,11 @@ class PromptClassifier:
                                                BundleError).name,
         )
         clf._load_prompt_state(directory, trust_pickle)
+        clf.base_identity = {key: config.get(key) for key in ("base_model", "base_model_sha256")}
+        clf.saved_where, clf.trust_pickle = str(directory / CONFIG_NAME), trust_pickle
+        clf.training_arguments = config.get("training_arguments") or {}
+        if not isinstance(clf.training_arguments, dict):
+            raise BundleError(f"{directory / CONFIG_NAME}: training_arguments must be an object")
         clf.train_metrics = config.get("train_metrics", {})
         clf.label_word_choice = config.get("label_word_choice") or {}
         return clf
@@ -715,7 +751,8 @@ class PromptClassifier:
             except Exception as exc:  # safetensors raises its own error types for corrupt files
                 raise BundleError(f"{path}: not a readable safetensors file ({exc})") from None
         elif pickled.is_file():
-            check_no_pickle(directory, PICKLED_PROMPT_STATE_NAME, trust_pickle, safe_name=PROMPT_STATE_NAME)
+            if not trust_pickle:
+                raise pickle_refusal(pickled)
             state = {k: np.asarray(v) for k, v in paddle.load(str(pickled)).items()}
             path = pickled
         elif expected:
@@ -729,7 +766,10 @@ class PromptClassifier:
             if list(value.shape) != list(expected[name].shape):
                 raise BundleError(f"{path}: {name} has shape {list(value.shape)}, "
                                   f"the model expects {list(expected[name].shape)}")
-            expected[name].set_value(paddle.to_tensor(value.astype(expected[name].numpy().dtype)))
+            dtype = dtype_name(expected[name].dtype)
+            if str(value.dtype) != dtype:
+                raise BundleError(f"{path}: {name} has dtype {value.dtype}, the model expects {dtype}")
+            expected[name].set_value(paddle.to_tensor(value))
 
     def export(
         self,
@@ -752,6 +792,18 @@ class PromptClassifier:
                              long_text=self.long_text)
 
 
+def _train(trainer: PromptTrainer, args: PromptTrainingArguments) -> Any:
+    """``trainer.train()``; a loss that became NaN or infinite (PaddleNLP's ``ValueError``) is a ``FewshotError``."""
+    try:
+        return trainer.train()
+    except ValueError as exc:
+        if "Loss contains inf or nan" not in str(exc):
+            raise
+        raise FewshotError(f"fit: the training loss became NaN or infinite (learning rate {args.learning_rate:g}); "
+                           "lower --learning-rate; the classifier's weights are unusable and nothing was saved"
+                           ) from None
+
+
 def label_word_search(value: Union[None, str, LabelWordSearch], words: Mapping[str, List[str]]) -> Optional[LabelWordSearch]:
     """The search ``label_words`` asks for: ``None`` (use the labels' words), ``"auto"`` (default
     settings) or a ``LabelWordSearch``; with a search, words the labels carry are replaced."""
@@ -762,17 +814,6 @@ def label_word_search(value: Union[None, str, LabelWordSearch], words: Mapping[s
     if value == AUTO_LABEL_WORDS:
         return LabelWordSearch()
     raise FewshotError(f"label_words must be '{AUTO_LABEL_WORDS}' or a LabelWordSearch, got {value!r}")
-
-
-def check_no_pickle(directory: Path, pickled_name: str, trust_pickle: bool, safe_name: str) -> None:
-    """Refuse a pickled weight file unless the caller trusts it; a safetensors file beside it is used instead."""
-    if trust_pickle or (directory / safe_name).is_file() or not (directory / pickled_name).is_file():
-        return
-    raise BundleError(
-        f"{directory / pickled_name}: pickled weights can run code when loaded, so fewshot does not read them by "
-        "default; load with trust_pickle=True (fewshot-export --trust-pickle) only if you trust where the directory "
-        "came from, then save it again to convert it to safetensors"
-    )
 
 
 def read_config(directory: Path) -> Dict[str, Any]:

@@ -12,6 +12,7 @@ fewshot.numbers.OptionError: batch_size must be ≥ 1, got 0
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from typing import Callable, Optional, Union
 
@@ -61,3 +62,19 @@ def float_option(low: Optional[float] = None, high: Optional[float] = None, low_
                  high_open: bool = False) -> Callable[[str], float]:
     """An argparse ``type`` for a finite float in range: ``--max-wait-ms nan`` → ``must be a finite number, got nan``."""
     return _option_type(float, "a number", low, high, low_open, high_open)  # type: ignore[return-value]
+
+
+def check_fields(instance: object) -> None:
+    """Check every dataclass field of ``instance`` whose metadata has a ``range`` (``check_number``'s
+    keyword arguments); None passes (an unset optional). The same ranges type the CLIs' options
+    (``fewshot.cli.options.add_dataclass_options``), so a value is checked alike from Python and the command line.
+
+    >>> check_fields(PromptTrainingArguments(learning_rate=float("nan")))
+    Traceback (most recent call last):
+    fewshot.numbers.OptionError: learning_rate must be a finite number, got nan
+    """
+    for f in dataclasses.fields(instance):  # type: ignore[arg-type]
+        bounds = f.metadata.get("range")
+        value = getattr(instance, f.name)
+        if bounds is not None and value is not None:
+            check_number(f.name, value, **bounds)

@@ -184,7 +184,7 @@ def test_flipped_labels_rank_at_the_top(cue_model_dir, tmp_path):
     ])
     assert status == 0
     header, *table = [line.split("\t") for line in out.read_text(encoding="utf-8").splitlines()]
-    assert header == ["line", "text", "given", "suggested", "score", "flagged"]
+    assert header == ["line", "text", "given", "suggested", "score", "flagged", "fold_accuracy"]
     assert len(table) == len(rows)
     flipped_lines = {i + 1 if i < 3 else i + 2 for i in flipped}
     ranked_lines = [int(row[0]) for row in table]
@@ -267,10 +267,11 @@ def test_fewshot_select_does_not_pick_copies_of_one_text(trained, tmp_path):
 def test_fewshot_select_rejects_a_bad_k(trained, tmp_path, capsys):
     trained.save(tmp_path / "clf")
     (tmp_path / "pool.txt").write_text("球赛\n", encoding="utf-8")
-    status = select_main(["--classifier", str(tmp_path / "clf"), "--unlabeled", str(tmp_path / "pool.txt"),
-                          "--k", "0", "--output", str(tmp_path / "out.tsv")])
-    assert status == 2
-    assert capsys.readouterr().err.strip() == "fewshot-select: error: --k must be at least 1, got 0"
+    with pytest.raises(SystemExit) as exit_info:
+        select_main(["--classifier", str(tmp_path / "clf"), "--unlabeled", str(tmp_path / "pool.txt"),
+                     "--k", "0", "--output", str(tmp_path / "out.tsv")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().endswith("fewshot-select: error: argument --k: must be ≥ 1, got 0")
 
 
 # --- explanations --------------------------------------------------------------------------------------
@@ -330,7 +331,7 @@ def test_report_has_every_section_and_no_external_url(trained, tmp_path):
     out = tmp_path / "report.html"
     status = report_main(["--classifier", str(tmp_path / "clf"), "--data", str(tmp_path / "test.txt"),
                           "--train", str(tmp_path / "train.txt"), "--max-steps", "20", "--learning-rate", "5e-3",
-                          "--batch-size", "8", "--explain", "6", "--output", str(out)])
+                          "--batch-size", "8", "--explain", "6", "--output", str(out), "--trust-pickle"])
     assert status == 0
     html = out.read_text(encoding="utf-8")
     for section in ("overview", "metrics", "per-class", "confusion", "confused-pairs", "calibration", "explanations",

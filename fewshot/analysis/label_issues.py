@@ -21,7 +21,7 @@ cleanlab is an optional dependency (``pip install "fewshot[analysis]"``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -46,6 +46,23 @@ class LabelIssue:
     suggested: Any
     score: float
     flagged: bool = True
+    fold_accuracy: Optional[float] = None
+    """Held-out accuracy of the fold model that scored this row: a flag from a weak fold means little."""
+
+
+@dataclass
+class OutOfFold:
+    """Out-of-fold ``probs`` ``[n, labels]`` of ``task``, the ``fold`` that held out each row, and each
+    fold model's held-out accuracy (``fold_accuracy[k]``; exact match for multi-label and hierarchical rows)."""
+
+    probs: np.ndarray
+    task: Task
+    fold: np.ndarray
+    fold_accuracy: List[float]
+
+    def row_accuracy(self) -> List[float]:
+        """The held-out accuracy of the fold of each row."""
+        return [self.fold_accuracy[k] for k in self.fold]
 
 
 def _cleanlab() -> Any:
@@ -80,27 +97,41 @@ def fold_indices(given: Sequence[Any], folds: int, split_seed: int) -> List[np.n
 def out_of_fold_probabilities(
     build: Callable[[], Any], examples: Sequence[Example], folds: int = DEFAULT_FOLDS, split_seed: int = 0,
     batch_size: int = 32, **fit_args: Any,
-) -> Tuple[np.ndarray, Task]:
-    """``[n, labels]`` probabilities, each row from the fold classifier that did not train on it, and
-    the task they belong to. ``build()`` returns a fresh untrained ``PromptClassifier``; ``fit_args``
-    go to each ``fit`` (``seed`` among them seeds training); ``split_seed`` shuffles the folds."""
+) -> OutOfFold:
+    """``[n, labels]`` probabilities, each row from the fold classifier that did not train on it, the
+    task they belong to and each fold's held-out accuracy. ``build()`` returns a fresh untrained
+    ``PromptClassifier``; ``fit_args`` go to each ``fit`` (``seed`` among them seeds training);
+    ``split_seed`` shuffles the folds."""
     examples = list(examples)
     first = build()
     given = first.task.given_classes([e.label for e in examples])
     out = np.zeros((len(examples), len(first.labels)), dtype="float32")
+    fold = np.zeros(len(examples), dtype=int)
+    accuracy: List[float] = []
     for k, held_out in enumerate(fold_indices(given, folds, split_seed)):
         clf = first if k == 0 else build()
         keep = np.setdiff1d(np.arange(len(examples)), held_out)
         clf.fit([examples[i] for i in keep], **fit_args)
         out[held_out] = clf.predict_proba([examples[i] for i in held_out], batch_size=batch_size)
-    return out, first.task
+        fold[held_out] = k
+        decoded = first.task.decode(out[held_out])
+        accuracy.append(float(np.mean([_same(d, examples[i].label) for d, i in zip(decoded, held_out)])))
+    return OutOfFold(out, first.task, fold, accuracy)
+
+
+def _same(predicted: Any, gold: Any) -> bool:
+    """A prediction equals the gold label (a label set compared as a set)."""
+    return (sorted(predicted) if isinstance(predicted, list) else predicted) == (
+        sorted(gold) if isinstance(gold, list) else gold)
 
 
 def rank_label_issues(
     task: Task, examples: Sequence[Example], probs: np.ndarray, include_unflagged: bool = False,
+    fold_accuracy: Optional[Sequence[float]] = None,
 ) -> List[LabelIssue]:
     """The rows cleanlab flags given out-of-fold ``probs``, lowest label quality first; with
-    ``include_unflagged`` every other row follows, in the same order."""
+    ``include_unflagged`` every other row follows, in the same order. ``fold_accuracy`` (per row,
+    :meth:`OutOfFold.row_accuracy`) is kept with each issue."""
     cleanlab = _cleanlab()
     gold = [e.label for e in examples]
     given = task.given_classes(gold)
@@ -116,8 +147,10 @@ def rank_label_issues(
         scores = cleanlab.multilabel_classification.get_label_quality_scores(given, pred)
     suggested = task.decode(probs)
     order = sorted(range(len(examples)), key=lambda i: (not flagged[i], scores[i], i))
+    accuracy = list(fold_accuracy) if fold_accuracy is not None else [None] * len(examples)
     return [LabelIssue(i, examples[i].line, examples[i].text_a, examples[i].text_b, gold[i], suggested[i],
-                       float(scores[i]), bool(flagged[i])) for i in order if include_unflagged or flagged[i]]
+                       float(scores[i]), bool(flagged[i]), accuracy[i])
+            for i in order if include_unflagged or flagged[i]]
 
 
 def _clip_rows(distribution: np.ndarray) -> np.ndarray:
@@ -137,17 +170,19 @@ def find_label_issues(
     >>> issues[0].line, issues[0].given, issues[0].suggested
     (134, 'news_story', 'news_culture')
     """
-    probs, task = out_of_fold_probabilities(build, examples, folds, split_seed, batch_size, **fit_args)
-    return rank_label_issues(task, list(examples), probs)
+    oof = out_of_fold_probabilities(build, examples, folds, split_seed, batch_size, **fit_args)
+    return rank_label_issues(oof.task, list(examples), oof.probs, fold_accuracy=oof.row_accuracy())
 
 
 def issue_rows(issues: Sequence[LabelIssue], task_label: Callable[[Any], str]) -> List[Dict[str, Any]]:
     """The ranked file's rows: ``line`` (1-based file line, else the 0-based row index), ``text``, ``given``,
-    ``suggested`` (labels as data rows write them, via ``task_label``), ``score`` and ``flagged``."""
+    ``suggested`` (labels as data rows write them, via ``task_label``), ``score``, ``flagged`` and
+    ``fold_accuracy`` (the held-out accuracy of the fold model that scored the row; empty when unknown)."""
     return [
         {"line": issue.line if issue.line is not None else issue.index,
          "text": issue.text_a if issue.text_b is None else f"{issue.text_a} / {issue.text_b}",
          "given": task_label(issue.given), "suggested": task_label(issue.suggested), "score": issue.score,
-         "flagged": "yes" if issue.flagged else "no"}
+         "flagged": "yes" if issue.flagged else "no",
+         "fold_accuracy": "" if issue.fold_accuracy is None else round(issue.fold_accuracy, 4)}
         for issue in issues
     ]

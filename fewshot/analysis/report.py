@@ -132,8 +132,9 @@ def confusion_picture(rows: Sequence[str], columns: Sequence[str], counts: np.nd
     axes.imshow(counts, cmap="Blues", aspect="auto")
     ticks = (lambda names: list(names)) if named else (lambda names: [str(i + 1) if n != NONE_COLUMN else n
                                                                          for i, n in enumerate(names)])
-    axes.set_xticks(range(len(columns)), ticks(columns), rotation=90 if named else 0, fontsize=8)
-    axes.set_yticks(range(len(rows)), ticks(rows), fontsize=8)
+    # parse_math=False: a label is text, never matplotlib math ("a$\\x$b" would not draw)
+    axes.set_xticks(range(len(columns)), ticks(columns), rotation=90 if named else 0, fontsize=8, parse_math=False)
+    axes.set_yticks(range(len(rows)), ticks(rows), fontsize=8, parse_math=False)
     axes.set_xlabel("predicted")
     axes.set_ylabel("gold")
     peak = counts.max() or 1
@@ -247,13 +248,20 @@ def _issues_html(task: Any, issues: Optional[Sequence[LabelIssue]], rows: int) -
         return "<p class=muted>Not run: give the training data (fewshot-report --train FILE) to flag likely label errors.</p>"
     if not issues:
         return f"<p>No row of the {rows} training rows is flagged.</p>"
-    head = "<tr><th>line</th><th>text</th><th>given</th><th>suggested</th><th>score</th></tr>"
+    head = ("<tr><th>line</th><th>text</th><th>given</th><th>suggested</th><th>score</th>"
+            "<th>fold accuracy</th></tr>")
     body = "".join(
         f"<tr><td class=n>{issue.line if issue.line is not None else issue.index}</td>"
         f"<td>{_e(issue.text_a if issue.text_b is None else issue.text_a + ' / ' + issue.text_b)}</td>"
         f"<td>{_e(_label_text(task, issue.given))}</td><td>{_e(_label_text(task, issue.suggested))}</td>"
-        f"<td class=n>{issue.score:.3f}</td></tr>" for issue in issues)
-    return f"<p>{len(issues)} of {rows} training rows flagged (lowest label quality first).</p><table>{head}{body}</table>"
+        f"<td class=n>{issue.score:.3f}</td>"
+        f"<td class=n>{'' if issue.fold_accuracy is None else f'{issue.fold_accuracy:.3f}'}</td></tr>"
+        for issue in issues)
+    folds = sorted({issue.fold_accuracy for issue in issues if issue.fold_accuracy is not None})
+    note = (f" The fold models that scored them reached {', '.join(f'{a:.3f}' for a in folds)} held-out accuracy: "
+            "flags from a weak fold model are weak evidence." if folds else "")
+    return (f"<p>{len(issues)} of {rows} training rows flagged (lowest label quality first).{note}</p>"
+            f"<table>{head}{body}</table>")
 
 
 def _calibration_note(task: Any) -> str:

@@ -182,7 +182,7 @@ class EmbeddingClassifier:
                   "labels": self.task.labels, **{k: getattr(self, k) for k in SETTINGS},
                   "uses_text_b": self.uses_text_b, "classes": [int(c) for c in self.head_.classes_],
                   "train_metrics": self.train_metrics}
-        with atomic_directory(directory, "the classifier") as tmp:
+        with atomic_directory(directory, "the classifier", marker=CONFIG_NAME) as tmp:
             self.plm.save_pretrained(str(tmp / PLM_DIR), safe_serialization=True)
             self.tokenizer.save_pretrained(str(tmp / PLM_DIR))
             # safetensors writes raw buffers: scikit-learn's coef_ may be Fortran-ordered

@@ -22,11 +22,13 @@ from ..analysis.label_issues import DEFAULT_FOLDS, issue_rows, out_of_fold_proba
 from ..analysis.tables import write_tsv
 from ..classifier import PromptClassifier
 from ..training.progress import quiet_paddlenlp
+from ..numbers import int_option
 from .common import run
+from .options import add_trust_option
 from .train import add_classifier_options, add_fields_option, add_training_options, classifier_from_args, fit_options
 from .train import read_rows, task_from_args
 
-COLUMNS = ("line", "text", "given", "suggested", "score", "flagged")
+COLUMNS = ("line", "text", "given", "suggested", "score", "flagged", "fold_accuracy")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,11 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     issues.add_argument("--output", required=True, help="the ranked rows (tab-separated, header line)")
     issues.add_argument("--classifier", help="a saved classifier whose settings (not weights) every fold uses; "
                                              "instead of --model/--labels")
-    issues.add_argument("--folds", type=int, default=DEFAULT_FOLDS, help=f"k of the k-fold training (default {DEFAULT_FOLDS})")
+    add_trust_option(issues)
+    issues.add_argument("--folds", type=int_option(low=2), default=DEFAULT_FOLDS, help=f"k of the k-fold training (default {DEFAULT_FOLDS})")
     issues.add_argument("--all", action="store_true", help="write every row, not only the flagged ones")
     add_classifier_options(issues, required=False)
     add_fields_option(issues)
-    add_training_options(issues)
+    add_training_options(issues, inherit=True)
     return p
 
 
@@ -58,16 +61,21 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _label_issues(args: argparse.Namespace) -> int:
     quiet_paddlenlp(args.verbose)
     if args.classifier:
-        saved = PromptClassifier.load(args.classifier)
+        saved = PromptClassifier.load(args.classifier, trust_pickle=args.trust_pickle)
         task, build = saved.task, lambda: saved.untrained_copy(seed=args.seed)
+        fit = fit_options(args, saved.training_arguments)
     else:
+        fit = fit_options(args)
         label_words, task = task_from_args(args)
         build = lambda: classifier_from_args(args, label_words, task_from_args(args)[1])  # noqa: E731
     examples = read_rows(args.train, task, args)
     print(f"fewshot-analyze: {len(examples)} rows, {args.folds}-fold training", file=sys.stderr)
-    probs, fold_task = out_of_fold_probabilities(build, examples, folds=args.folds, split_seed=args.seed, **fit_options(args))
-    issues = rank_label_issues(fold_task, examples, probs, include_unflagged=args.all)
-    write_tsv(args.output, COLUMNS, issue_rows(issues, fold_task.label_field))
+    oof = out_of_fold_probabilities(build, examples, folds=args.folds, split_seed=args.seed, **fit)
+    issues = rank_label_issues(oof.task, examples, oof.probs, include_unflagged=args.all,
+                               fold_accuracy=oof.row_accuracy())
+    write_tsv(args.output, COLUMNS, issue_rows(issues, oof.task.label_field))
+    accuracy = ", ".join(f"{a:.3f}" for a in oof.fold_accuracy)
+    print(f"fewshot-analyze: fold accuracy {accuracy} (held out)", file=sys.stderr)
     flagged = sum(issue.flagged for issue in issues)
     print(f"fewshot-analyze: {flagged} of {len(examples)} rows flagged -> {args.output}", file=sys.stderr)
     return 0

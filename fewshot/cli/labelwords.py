@@ -23,8 +23,9 @@ from ..prompt.label_search import LabelWordSearch
 from ..tasks import DEFAULT_LABEL_DELIMITER, build_task
 from ..template import DEFAULT_POOLING, LongText
 from ..training.progress import quiet_paddlenlp
+from ..numbers import int_option
 from .common import run
-from .options import add_dataclass_options, dataclass_values
+from .options import OnceOption, add_dataclass_options, dataclass_values
 
 SEARCH_OPTIONS = ("top", "candidates", "min_texts", "length", "ngrams")
 
@@ -34,12 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Propose label words from the masked LM's predictions at the template's masks.")
     p.add_argument("--train", required=True, help="labelled data: text<TAB>label file or JSON lines")
     p.add_argument("--model", required=True, help="PaddleNLP model name or local directory")
-    p.add_argument("--template", default=DEFAULT_TEMPLATE, help=f"prompt template (default {DEFAULT_TEMPLATE})")
+    p.add_argument("--template", action=OnceOption, default=DEFAULT_TEMPLATE, help=f"prompt template (default {DEFAULT_TEMPLATE})")
     p.add_argument("--output", required=True, help="label file to write (label==word lines), replaced atomically")
     p.add_argument("--labels", help="file naming the labels, one per line (default: the labels of --train)")
     p.add_argument("--multi-label", action="store_true", help="rows hold several labels (joined by --label-delimiter)")
     p.add_argument("--label-delimiter", default=DEFAULT_LABEL_DELIMITER)
-    p.add_argument("--max-seq-length", type=int, default=DEFAULT_MAX_SEQ_LENGTH)
+    p.add_argument("--max-seq-length", type=int_option(low=1), default=DEFAULT_MAX_SEQ_LENGTH)
     p.add_argument("--long-text", action="store_true",
                    help=f"read every window of a long text (as training with --long-text {DEFAULT_POOLING} does)")
     default_fields = format_fields(DEFAULT_JSON_FIELDS)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import typing
-from typing import Any, Dict, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Union
+
+from ..numbers import float_option, int_option
 
 
 def _base_type(annotation: Any) -> Any:
@@ -58,7 +60,35 @@ def add_dataclass_options(
             parser.add_argument(*flag_strings, dest=name, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         else:
             shown = f" (default {default})" if default is not None else ""
-            parser.add_argument(*flag_strings, dest=name, type=kind, default=default, help=help_text + shown)
+            parser.add_argument(*flag_strings, dest=name, type=_value_type(kind, f.metadata.get("range")), default=default,
+                                help=help_text + shown)
+
+
+def _value_type(kind: Any, bounds: Optional[Mapping[str, Any]]) -> Callable[[str], Any]:
+    """The argparse ``type`` of a field: numbers checked finite and in the field's ``range`` metadata
+    (``fewshot.numbers``) as they are parsed; other types as they are."""
+    if kind is int:
+        return int_option(**(bounds or {}))
+    if kind is float:
+        return float_option(**(bounds or {}))
+    return kind
+
+
+class OnceOption(argparse.Action):
+    """An option given at most once: a second ``--template`` is an error, not silently the one that counts."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        if getattr(namespace, self.dest, self.default) is not self.default:
+            parser.error(f"argument {option_string}: given more than once; give it once")
+        setattr(namespace, self.dest, values)
+
+
+def add_trust_option(parser: argparse.ArgumentParser) -> None:
+    """``--trust-pickle``: the one switch that lets fewshot read pickled weights (see ``fewshot.loading``)."""
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="read pickled (.pdparams) weights: of a checkpoint saved by an older fewshot, or of the "
+                             "base model a saved classifier names; they can run code, so only for files you trust")
 
 
 class _ListOption(argparse.Action):

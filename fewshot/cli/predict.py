@@ -13,7 +13,9 @@ import argparse
 import sys
 from typing import List, Optional
 
+from ..cpu_env import usable_cores
 from ..data import format_fields, parse_fields
+from ..numbers import int_option
 from ..runtime import ONNX_FILES, OnnxPredictor, PredictSummary, predict_file, read_manifest
 from ..runtime.batch import check_paths
 from ..template import named_fields
@@ -29,20 +31,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", required=True, help="directory written by fewshot-export")
     p.add_argument("--input", required=True, help="data.txt (text or text_a<TAB>text_b per line) or .jsonl")
     p.add_argument("--output", required=True, help="predictions, one JSON line per input line, in order")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int_option(low=1), default=32)
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     p.add_argument("--precision", choices=list(ONNX_FILES), default="fp32", help="which ONNX model of the bundle")
-    p.add_argument("--top-k", type=int, default=1, help="labels listed per line, best first")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores available)")
+    p.add_argument("--top-k", type=int_option(low=1), default=1, help="labels listed per line, best first")
+    p.add_argument("--threads", type=int_option(low=1, high=usable_cores()), default=None,
+                   help=f"CPU threads, at most the {usable_cores()} usable cores (default: all of them)")
     p.add_argument("--fields", default=DEFAULT_FIELDS,
                    help=f"JSON-lines keys (default {DEFAULT_FIELDS}), e.g. text_a=sentence1,text_b=sentence2")
     p.add_argument("--on-error", choices=["fail", "skip"], default="fail",
                    help="a malformed line stops the run (fail) or is reported and written as an error record (skip)")
-    p.add_argument("--chunk-size", type=int, default=2048, help="lines read and predicted at a time")
+    p.add_argument("--chunk-size", type=int_option(low=1), default=2048, help="lines read and predicted at a time")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--engine", choices=["onnx", "ray"], default="onnx",
                    help="onnx: this process; ray: Ray Data actors (also reads and writes .parquet)")
-    p.add_argument("--workers", type=int, default=2, help="--engine ray: actors, each with --threads CPUs (default 2)")
+    p.add_argument("--workers", type=int_option(low=1), default=2, help="--engine ray: actors, each with --threads CPUs (default 2)")
     p.add_argument("--ray-address", default=None,
                    help="--engine ray: cluster to join (auto, ray://HEAD:10001); default: a local Ray on this machine")
     return p

@@ -19,8 +19,8 @@ from ..analysis.selection import DEFAULT_POOL_FACTOR, STRATEGIES, select_texts
 from ..analysis.tables import write_tsv
 from ..classifier import DEFAULT_BATCH_SIZE, PromptClassifier
 from ..data import format_fields, is_json_lines, parse_fields, read_examples
-from ..errors import FewshotError
 from ..training.progress import quiet_paddlenlp
+from ..numbers import int_option
 from .common import run
 
 COLUMNS = ("line", "text", "predicted", "score")
@@ -31,13 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fewshot-select", description="Choose which unlabelled texts to label next.")
     p.add_argument("--classifier", required=True, help="a classifier saved by fewshot-train or PromptClassifier.save")
     p.add_argument("--unlabeled", required=True, help="texts: one per line (text_a<TAB>text_b for pairs) or JSON lines")
-    p.add_argument("--k", type=int, required=True, help="how many texts to choose")
+    p.add_argument("--k", type=int_option(low=1), required=True, help="how many texts to choose")
     p.add_argument("--strategy", choices=STRATEGIES, default="margin")
     p.add_argument("--output", required=True, help="the chosen texts, best first (tab-separated, header line)")
-    p.add_argument("--pool-factor", type=int, default=DEFAULT_POOL_FACTOR,
+    p.add_argument("--pool-factor", type=int_option(low=1), default=DEFAULT_POOL_FACTOR,
                    help=f"diverse: cluster the pool-factor*k most uncertain texts (default {DEFAULT_POOL_FACTOR})")
-    p.add_argument("--seed", type=int, default=0, help="diverse: k-means seed")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    p.add_argument("--seed", type=int_option(low=0, high=2**32 - 1), default=0, help="diverse: k-means seed")
+    p.add_argument("--batch-size", type=int_option(low=1), default=DEFAULT_BATCH_SIZE)
     p.add_argument("--fields", default=DEFAULT_FIELDS, help=f"JSON-lines keys (default {DEFAULT_FIELDS})")
     return p
 
@@ -50,8 +50,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _select(args: argparse.Namespace) -> int:
     quiet_paddlenlp()
-    if args.k < 1:
-        raise FewshotError(f"--k must be at least 1, got {args.k}")
     clf = PromptClassifier.load(args.classifier)
     fields = parse_fields(args.fields) if is_json_lines(args.unlabeled) else None
     examples = read_examples(args.unlabeled, labeled=False, fields=fields)

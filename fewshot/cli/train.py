@@ -21,8 +21,10 @@ import json
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..atomic import check_inputs_outside, check_replaceable
 from ..baselines import BASELINE_METHODS, EmbeddingClassifier
-from ..classifier import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_TEMPLATE, METHODS, PromptClassifier
+from ..baselines.embedding import CONFIG_NAME as BASELINE_CONFIG_NAME
+from ..classifier import CONFIG_NAME, DEFAULT_MAX_SEQ_LENGTH, DEFAULT_TEMPLATE, METHODS, PromptClassifier
 from ..data import DEFAULT_JSON_FIELDS, Example, TaskFolder, format_fields, is_json_lines, parse_fields, read_examples
 from ..importing.paddlenlp_files import template_argument
 from ..prompt.verbalizers import VERBALIZERS, verbalizer_option
@@ -36,8 +38,9 @@ from ..training.progress import LossLines, quiet_paddlenlp
 from ..unlabeled import DistillationConfig, distill
 from ..unlabeled.config import OPTIONS as DISTILLATION_OPTIONS
 from ..unlabeled.distill import MODEL_DIR
+from ..numbers import int_option
 from .common import run
-from .options import add_dataclass_options, dataclass_values, with_underscore_spellings
+from .options import OnceOption, add_dataclass_options, dataclass_values, with_underscore_spellings
 
 TRAINING_OPTIONS = (
     "max_steps", "num_train_epochs", "per_device_train_batch_size", "learning_rate", "ppt_learning_rate",
@@ -62,7 +65,7 @@ def add_classifier_options(p: argparse.ArgumentParser, required: bool = True, se
     else:
         p.add_argument("--model", "--model_name_or_path", dest="model", required=required,
                        help="PaddleNLP model name (ernie-3.0-base-zh) or local directory")
-    p.add_argument("--template", "--prompt", dest="template", default=DEFAULT_TEMPLATE,
+    p.add_argument("--template", "--prompt", dest="template", action=OnceOption, default=DEFAULT_TEMPLATE,
                    help=f"prompt template, or PaddleNLP's template_config.json (default {DEFAULT_TEMPLATE})")
     p.add_argument("--soft-encoder", "--soft_encoder", dest="soft_encoder", choices=ENCODERS, default=None,
                    help="encoder for the template's soft tokens that name none")
@@ -86,12 +89,12 @@ def add_classifier_options(p: argparse.ArgumentParser, required: bool = True, se
                    help=f"between a multi-label row's labels (default {DEFAULT_LABEL_DELIMITER})")
     p.add_argument("--path-delimiter", default=DEFAULT_PATH_DELIMITER,
                    help=f"between the levels of a hierarchical label (default {DEFAULT_PATH_DELIMITER})")
-    p.add_argument("--max-seq-length", "--max_seq_length", dest="max_seq_length", type=int,
+    p.add_argument("--max-seq-length", "--max_seq_length", dest="max_seq_length", type=int_option(low=1),
                    default=DEFAULT_MAX_SEQ_LENGTH)
     p.add_argument("--long-text", nargs="?", const=DEFAULT_POOLING, choices=POOLINGS, default=None,
                    help="classify texts longer than the template's room by overlapping windows whose probabilities "
                         f"are pooled (default pooling {DEFAULT_POOLING}); training gives every window the text's label")
-    p.add_argument("--window-overlap", type=int, default=None,
+    p.add_argument("--window-overlap", type=int_option(low=0), default=None,
                    help="--long-text: tokens neighbouring windows share (default: a quarter of a window)")
     p.add_argument("--auto-label-words", action="store_true",
                    help="choose the label words from the masked LM's predictions on --train (--labels names the "
@@ -103,15 +106,22 @@ def add_fields_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fields", default=default_fields, help=f"JSON-lines field mapping (default {default_fields})")
 
 
-def add_training_options(p: argparse.ArgumentParser) -> None:
-    """The training options (``--max-steps``, ``--learning-rate`` …), generated from ``PromptTrainingArguments``."""
+def add_training_options(p: argparse.ArgumentParser, inherit: bool = False) -> None:
+    """The training options (``--max-steps``, ``--learning-rate`` …), generated from ``PromptTrainingArguments``.
+
+    ``inherit`` (commands that train again with a saved classifier's settings): an option not given is
+    left out of :func:`fit_options`, so the saved classifier's ``training_arguments`` apply, else the defaults."""
     p.add_argument("--verbose", action="store_true", help="PaddleNLP's full log, every training argument included")
-    add_dataclass_options(p, PromptTrainingArguments, TRAINING_OPTIONS, with_underscore_spellings(TRAINING_OPTIONS, FLAGS))
+    defaults = {name: None for name in TRAINING_OPTIONS if name != "seed"} if inherit else None
+    add_dataclass_options(p, PromptTrainingArguments, TRAINING_OPTIONS, with_underscore_spellings(TRAINING_OPTIONS, FLAGS),
+                          defaults)
 
 
-def fit_options(args: argparse.Namespace) -> Dict[str, Any]:
-    """``fit`` keyword arguments from the training options, with the one-line loss log unless ``--verbose``."""
-    return {"callbacks": [] if args.verbose else [LossLines()], **dataclass_values(args, TRAINING_OPTIONS)}
+def fit_options(args: argparse.Namespace, saved: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """``fit`` keyword arguments from the training options given (over ``saved``, a saved classifier's
+    ``training_arguments``), with the one-line loss log unless ``--verbose``."""
+    given = {name: value for name, value in dataclass_values(args, TRAINING_OPTIONS).items() if value is not None}
+    return {"callbacks": [] if args.verbose else [LossLines()], **(saved or {}), **given}
 
 
 def task_from_args(args: argparse.Namespace) -> Tuple[Dict[str, List[str]], Task]:
@@ -215,6 +225,10 @@ def _train(args: argparse.Namespace) -> int:
     quiet_paddlenlp(args.verbose)  # before the model loads: PaddleNLP logs every file it reads
     if args.data_dir:
         use_data_dir(args)
+    if not args.unlabeled:
+        marker = BASELINE_CONFIG_NAME if args.method in BASELINE_METHODS else CONFIG_NAME
+        check_replaceable(args.output, marker, "the classifier")
+        check_inputs_outside(args.output, (args.train, args.dev, args.labels, args.model))
     label_words, task = task_from_args(args)
     train = read_rows(args.train, task, args)
     dev = read_rows(args.dev, task, args) if args.dev else None

@@ -1,12 +1,14 @@
 """Cleaning and checking the string fields of rows and label files, and JSON field mappings.
 
 One rule for every text, label and word fewshot reads: a string (numbers too where JSON allows
-them), stripped, not empty; errors say where and what (``train.txt line 3: empty text``).
+them), stripped, not empty, valid Unicode, with something to read (not only control or zero-width
+characters); errors say where and what (``train.txt line 3: empty text``).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any, Callable, Dict, Mapping, Sequence, Type
 
 from ..errors import DataError, FewshotError
@@ -17,6 +19,9 @@ DEFAULT_JSON_FIELDS: Mapping[str, str] = {"text_a": "sentence", "label": "label_
 """FewCLUE TNEWS layout: ``{"label": "107", "label_desc": "news_car", "sentence": "…"}``."""
 
 _PUNCTUATION_RUN = re.compile(r"[^\w\u4e00-\u9fff]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_INVISIBLE = {"Cc", "Cf", "Zs", "Zl", "Zp"}
+"""Unicode categories with nothing to read: control and format (zero-width) characters, spaces."""
 
 
 def clean_string(where: str, name: str, value: Any, error: Type[FewshotError] = DataError, numbers: bool = False) -> str:
@@ -33,6 +38,10 @@ def clean_string(where: str, name: str, value: Any, error: Type[FewshotError] = 
     value = value.strip()
     if not value:
         raise error(f"{where}: empty {name}")
+    if _SURROGATE.search(value):
+        raise error(f"{where}: {name} is not valid Unicode (an unpaired surrogate such as \\ud800)")
+    if not any(unicodedata.category(char) not in _INVISIBLE for char in value):
+        raise error(f"{where}: empty {name} (only control or zero-width characters)")
     return value
 
 

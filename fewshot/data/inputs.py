@@ -5,7 +5,10 @@ One contract, the same errors with the same wording:
 - a ``str`` is one text: ``predict("一条新闻")`` → one prediction;
 - otherwise any iterable (list, tuple, generator — read once) of texts, ``(text_a, text_b)`` pairs,
   ``{"text_a": …, "text_b": …}`` dicts or ``Example`` objects;
-- texts are stripped; an empty or whitespace-only text is refused (``input 2: empty text``);
+- texts are stripped; an empty or whitespace-only text is refused (``input 2: empty text``), and so are
+  texts of only control or zero-width characters and invalid Unicode (a lone surrogate); a pair's
+  ``text_b`` is checked the same way even where the template does not use it;
+- ``input N`` counts from 0, as Python indexes the inputs (files say ``line N``, from 1, as editors do);
 - files are read explicitly: ``predict(read_examples("data.txt", labeled=False))``.
 
 >>> prediction_pairs(["球赛", ("雨", "风")], needs_text_b=False)
@@ -55,5 +58,5 @@ def _pair(where: str, item: Any, needs_text_b: bool) -> TextPair:
     if needs_text_b and b is None:
         raise DataError(f"{where}: the template uses text_b; pass (text_a, text_b) pairs")
     a = clean_string(where, "text_a" if b is not None else "text", a)
-    b = clean_string(where, "text_b", b) if needs_text_b else None
-    return a, b
+    b = clean_string(where, "text_b", b) if b is not None else None
+    return a, b if needs_text_b else None

@@ -57,14 +57,17 @@ def tokenizer_spec(tokenizer: Any) -> Dict[str, Any]:
     }
 
 
-def encoding_spec(template: Template, tokenizer: Any, vocab_rows: int) -> Dict[str, Any]:
+def encoding_spec(template: Template, tokenizer: Any, vocab_rows: int,
+                  positions: Optional[int] = None) -> Dict[str, Any]:
     """The manifest's ``encoding``: the template encoder's spec (soft tokens renumbered past the
-    vocabulary's ``vocab_rows``) and the tokenizer."""
+    vocabulary's ``vocab_rows``), the tokenizer, and the model's position table size ``positions``
+    (the runtime refuses a ``max_seq_length`` beyond it)."""
     return {
         **template.describe(soft_token_start=vocab_rows),
         "tokenizer": tokenizer_spec(tokenizer),
         "vocab_rows": int(vocab_rows),
         "num_soft_tokens": template.num_soft_tokens,
+        **({"max_position_embeddings": int(positions)} if positions else {}),
     }
 
 
@@ -132,10 +135,11 @@ def export_bundle(
     expected = reference_probabilities(model, batch, task)
     graph = InferenceGraph(model, task)
     vocab_rows = int(model.plm.get_input_embeddings().weight.shape[0])
-    with atomic_directory(bundle_dir, "the bundle") as tmp:
+    with atomic_directory(bundle_dir, "the bundle", marker=MANIFEST_NAME) as tmp:
         save_static_graph(graph, tmp, template.num_masks, template.encoder.square_mask)
         tokenizer.save_pretrained(str(tmp))
-        encoding = encoding_spec(template, tokenizer, vocab_rows)
+        positions = getattr(getattr(model.plm, "config", None), "max_position_embeddings", None)
+        encoding = encoding_spec(template, tokenizer, vocab_rows, positions if isinstance(positions, int) else None)
         feed = bundle_feed(tmp, encoding, examples)
         check_encoding(batch, feed, vocab_rows)
         files = {"paddle_model": PADDLE_MODEL_NAME, "paddle_params": PADDLE_PARAMS_NAME}

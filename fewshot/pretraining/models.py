@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 def save_model_dir(directory: Path, model: paddle.nn.Layer, tokenizer: Any, info: Dict[str, Any]) -> Path:
     """Write a loadable model directory atomically: weights, config, tokenizer and ``pretrain_info.json``."""
-    with atomic_directory(directory, "the model") as tmp:
+    with atomic_directory(directory, "the model", marker=INFO_NAME) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
@@ -78,7 +78,7 @@ def build_scratch_model(config: PretrainConfig, corpus: Corpus, directory: Path)
             use_task_id=False,
         )
     )
-    with atomic_directory(directory, "the initial model") as tmp:
+    with atomic_directory(directory, "the initial model", marker=INFO_NAME) as tmp:
         vocab_file = tmp / "vocab.txt"
         vocab_file.write_text("".join(token + "\n" for token in vocab), encoding="utf-8")
         ErnieTokenizer(str(vocab_file)).save_pretrained(str(tmp))

@@ -140,9 +140,15 @@ def predict_file(
             tqdm(total=input_path.stat().st_size, unit="B", unit_scale=True, disable=not progress,
                  file=sys.stderr, desc="fewshot-predict") as bar:
         chunk: List[Tuple[int, Any]] = []
+        blank: List[int] = []  # blank lines held back: errors before a text, ignored at the end of the file
         for number, size, text in iter_lines(src):
-            chunk.append((number, _parse(parser, text)))
             bar.update(size)
+            if isinstance(text, str) and not text.strip():
+                blank.append(number)
+                continue
+            chunk.extend((n, DataError("empty line")) for n in blank)
+            blank = []
+            chunk.append((number, _parse(parser, text)))
             if len(chunk) >= chunk_size:
                 _predict_chunk(predictor, chunk, k, on_error, input_path, out, summary)
                 chunk = []

@@ -102,6 +102,8 @@ def read_manifest(bundle_dir: Union[str, os.PathLike]) -> Dict[str, Any]:
     if not bundle_dir.is_dir():
         raise BundleError(f"{bundle_dir}: bundle directory does not exist")
     path = bundle_dir / MANIFEST_NAME
+    if path.is_symlink():
+        raise BundleError(f"{path}: a symbolic link; a bundle holds its files itself")
     manifest = read_json_document(
         path, MANIFEST_KEYS, BUNDLE_FORMAT_VERSION,
         missing_hint=f"not a fewshot bundle (no {MANIFEST_NAME}); create one with fewshot-export",
@@ -122,6 +124,10 @@ def read_manifest(bundle_dir: Union[str, os.PathLike]) -> Dict[str, Any]:
     if not isinstance(tokenizer, dict) or any(key not in tokenizer for key in TOKENIZER_KEYS):
         raise BundleError(f"{path}: encoding.tokenizer must be an object with {', '.join(TOKENIZER_KEYS)}")
     bundle_file(bundle_dir, tokenizer["vocab_file"], "encoding.tokenizer.vocab_file")
+    check_tokenizer_spec(path, tokenizer)
+    check_lengths(path, manifest["encoding"])
+    if "task_config" in manifest and not isinstance(manifest["task_config"], (dict, type(None))):
+        raise BundleError(f"{path}: task_config must be an object, found {type(manifest['task_config']).__name__}")
     manifest_long_text(path, manifest)
     return manifest
 
@@ -130,6 +136,43 @@ def graph_inputs(manifest: Mapping[str, Any]) -> Tuple[str, ...]:
     """The names of the graph's inputs that the manifest lists, in order (``GRAPH_INPUTS`` for new bundles)."""
     items = manifest["inputs"] if isinstance(manifest["inputs"], list) else []
     return tuple(item.get("name") for item in items if isinstance(item, dict))
+
+
+def _field(path: Path, name: str, value: Any, kind: type, what: str) -> None:
+    if not isinstance(value, kind):
+        raise BundleError(f"{path}: {name} must be {what}, found {value!r}")
+
+
+def check_tokenizer_spec(path: Path, spec: Mapping[str, Any]) -> None:
+    """Every field of ``encoding.tokenizer`` of the type the runtime uses: ``max_input_chars_per_word: "x"``
+    → ``fewshot.json: encoding.tokenizer.max_input_chars_per_word must be an integer ≥ 1, found 'x'``."""
+    where = "encoding.tokenizer."
+    _field(path, where + "type", spec["type"], str, "a string")
+    _field(path, where + "unk_token", spec["unk_token"], str, "a string")
+    if "do_lower_case" in spec:
+        _field(path, where + "do_lower_case", spec["do_lower_case"], bool, "true or false")
+    if "max_input_chars_per_word" in spec:
+        value = spec["max_input_chars_per_word"]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise BundleError(f"{path}: {where}max_input_chars_per_word must be an integer ≥ 1, found {value!r}")
+    tokens = spec.get("special_tokens", [])
+    if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
+        raise BundleError(f"{path}: {where}special_tokens must be a list of non-empty strings, found {tokens!r}")
+
+
+def check_lengths(path: Path, encoding: Mapping[str, Any]) -> None:
+    """``encoding.max_seq_length`` a positive integer, at most the model's position table
+    (``encoding.max_position_embeddings``, recorded by export): a longer text would index past it."""
+    length = encoding.get("max_seq_length")
+    if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+        raise BundleError(f"{path}: encoding.max_seq_length must be an integer ≥ 1, found {length!r}")
+    positions = encoding.get("max_position_embeddings")
+    if positions is None:
+        return
+    if not isinstance(positions, int) or isinstance(positions, bool) or positions < 1:
+        raise BundleError(f"{path}: encoding.max_position_embeddings must be an integer ≥ 1, found {positions!r}")
+    if length > positions:
+        raise BundleError(f"{path}: encoding.max_seq_length {length} is more than the model's {positions} positions")
 
 
 def manifest_long_text(path: Path, manifest: Mapping[str, Any]) -> Optional[LongText]:

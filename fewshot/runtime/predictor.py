@@ -23,6 +23,7 @@ import numpy as np
 from ..cpu_env import usable_cores
 from ..data.inputs import TextInputs, prediction_pairs
 from ..errors import BundleError, FewshotError, TemplateError
+from ..numbers import check_number
 from ..tasks.pooling import pool_windows
 from ..template import Row, TemplateEncoder, flatten_windows
 from .manifest import (
@@ -80,10 +81,11 @@ def bundle_encoder(bundle_dir: Union[str, os.PathLike], manifest: Mapping[str, A
     encoder = TemplateEncoder.from_spec(encoding, batch_tokenize(tokenizer), where=where, error=BundleError)
     if encoder.num_masks < 1:
         raise BundleError(f"{where}: the encoding has no 'mask' part")
-    vocab_size = tokenizer.get_vocab_size(with_added_tokens=False)
+    vocab_size = max(tokenizer.get_vocab(with_added_tokens=False).values()) + 1
     vocab_rows = encoding.get("vocab_rows", vocab_size)
     if not isinstance(vocab_rows, int) or vocab_rows < vocab_size:
-        raise BundleError(f"{where}: encoding.vocab_rows is {vocab_rows!r}, but {vocab.name} has {vocab_size} tokens")
+        raise BundleError(f"{where}: encoding.vocab_rows is {vocab_rows!r}, but {vocab.name} gives ids up to "
+                          f"{vocab_size - 1} (a token repeated or added?)")
     rows = vocab_rows + encoder.num_soft_tokens
     if encoder.max_id() >= rows:
         raise BundleError(
@@ -117,6 +119,8 @@ class OnnxPredictor:
     ):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise FewshotError(f"batch_size must be at least 1, got {batch_size}")
+        if threads is not None:
+            check_number("threads", threads, low=1, high=usable_cores())
         if precision not in ONNX_FILES:
             raise FewshotError(f"precision must be one of {', '.join(ONNX_FILES)}, got {precision!r}")
         providers = _providers(device)
@@ -157,8 +161,11 @@ class OnnxPredictor:
                 f"{path}: graph inputs {list(inputs)} / outputs {[o.name for o in outputs]} do not match "
                 f"{MANIFEST_NAME} ({list(self.input_names)} / ['{OUTPUT_NAME}'])"
             )
-        width = outputs[0].shape[-1] if outputs[0].shape else None
-        if isinstance(width, int) and width != len(self.labels):
+        shape = outputs[0].shape or []
+        width = shape[-1] if len(shape) == 2 else None
+        if not isinstance(width, int):
+            raise BundleError(f"{path}: the output {OUTPUT_NAME} has shape {shape}, not [batch, {len(self.labels)}]")
+        if width != len(self.labels):
             raise BundleError(f"{path}: the model gives {width} probabilities, but {MANIFEST_NAME} lists "
                               f"{len(self.labels)} labels")
         masks = inputs["masked_positions"].shape[-1]

@@ -30,6 +30,7 @@ from ..data.labels import label_lines
 from ..data.lines import PathLike
 from ..errors import DataError, LabelFileError
 from .base import ThresholdTask, softmax
+from .metrics import per_class_table
 
 DEFAULT_PATH_DELIMITER = "##"
 _PROB_CLIP = 1e-7
@@ -245,9 +246,9 @@ def _node_f1(hierarchy: Hierarchy, predicted: Sequence[str], gold: Sequence[str]
         "node_macro_f1": float(f1_score(true, pred, average="macro", zero_division=0)),
     }
     if report:
-        metrics["per_node"] = classification_report(
+        metrics["per_node"] = per_class_table(classification_report(
             true, pred, target_names=hierarchy.nodes, output_dict=True, zero_division=0
-        )
+        ), hierarchy.nodes)
     return metrics
 
 

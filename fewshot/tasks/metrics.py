@@ -25,11 +25,19 @@ def classification_metrics(
         "macro_f1": float(f1_score(labels, predictions, average="macro", zero_division=0)),
     }
     if report and label_names is not None:
-        metrics["per_class"] = classification_report(
-            labels, predictions, labels=list(range(len(label_names))), target_names=list(label_names),
+        present = sorted(set(np.asarray(labels).tolist()) | set(np.asarray(predictions).tolist()))
+        metrics["per_class"] = per_class_table(classification_report(
+            labels, predictions, labels=present, target_names=[label_names[i] for i in present],
             output_dict=True, zero_division=0,
-        )
+        ), [label_names[i] for i in present])
     return metrics
+
+
+def per_class_table(report: Dict[str, Any], names: Sequence[str]) -> Dict[str, Dict[str, float]]:
+    """scikit-learn's ``classification_report`` dict reduced to one row per class: ``{"news_car": {"precision":
+    …, "recall": …, "f1-score": …, "support": …}}``, without its ``accuracy`` / ``macro avg`` / ``weighted avg``
+    entries (the task's own metrics give those, macro-F1 over the labels present)."""
+    return {name: {key: float(value) for key, value in report[name].items()} for name in names}
 
 
 def multilabel_metrics(
@@ -49,7 +57,7 @@ def multilabel_metrics(
         "exact_match": float(accuracy_score(gold, predicted)),
     }
     if report and label_names is not None:
-        metrics["per_class"] = classification_report(
+        metrics["per_class"] = per_class_table(classification_report(
             gold, predicted, target_names=list(label_names), output_dict=True, zero_division=0
-        )
+        ), list(label_names))
     return metrics

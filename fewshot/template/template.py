@@ -58,6 +58,10 @@ class Template:
         self.text = text
         self.style = style
         self.parts: List[Part] = parse_template(text)
+        declared = 2 + sum(part.length for part in self.parts if part.kind in ("soft", "mask"))
+        if declared > max_seq_length:  # before any soft token is made: 'length': 10**9 would never finish
+            raise TemplateError(f"template: its soft tokens, masks and special tokens need {declared} positions, "
+                                f"but max_seq_length is {max_seq_length}")
         self.slots = field_slots(self.parts)
         self.soft_tokens: List[SoftToken] = []
         self.prefix: Optional[Prefix] = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
-from ..errors import FewshotError
+from ..numbers import check_fields
 
 
 @dataclass
@@ -24,45 +24,36 @@ class DistillationConfig:
     member_labels: List[str] = field(default_factory=list, metadata={
         "help": "label file of a member label-word set, same labels as --labels (default: --labels)"})
     seeds_per_member: int = field(default=1, metadata={
-        "help": "members per pattern and label-word set, each trained with its own seed"})
+        "help": "members per pattern and label-word set, each trained with its own seed", "range": {"low": 1}})
     temperature: float = field(default=2.0, metadata={
-        "help": "soft labels are the members' mean of softmax(logits / temperature)"})
+        "help": "soft labels are the members' mean of softmax(logits / temperature)", "range": {"low": 0, "low_open": True}})
     generations: int = field(default=1, metadata={
         "help": "iPET generations: each after the first trains its members on the labelled rows plus "
-                "pseudo-labels of the previous generation's other members"})
+                "pseudo-labels of the previous generation's other members", "range": {"low": 1}})
     ipet_growth: float = field(default=5.0, metadata={
-        "help": "iPET: generation g adds growth**g times as many pseudo-labelled rows as labelled ones"})
+        "help": "iPET: generation g adds growth**g times as many pseudo-labelled rows as labelled ones", "range": {"low": 0, "low_open": True}})
     student_model: Optional[str] = field(default=None, metadata={
         "help": "PLM of the distilled classifier, e.g. a smaller one (default: --model)"})
     student_template: Optional[str] = field(default=None, metadata={
         "help": "template of the distilled classifier (default: the first pattern)"})
     student_steps: int = field(default=1000, metadata={
-        "help": "training steps of the distilled classifier over the unlabelled texts"})
+        "help": "training steps of the distilled classifier over the unlabelled texts", "range": {"low": 1}})
     student_learning_rate: Optional[float] = field(default=None, metadata={
-        "help": "learning rate of the distilled classifier (default: the members')"})
+        "help": "learning rate of the distilled classifier (default: the members')", "range": {"low": 0, "low_open": True}})
     student_rdrop: Optional[bool] = field(default=None, metadata={
         "help": "R-Drop for the distilled classifier (default: as the members)"})
     labeled_repeats: int = field(default=1, metadata={
-        "help": "times each labelled row appears among the soft-labelled ones when distilling"})
+        "help": "times each labelled row appears among the soft-labelled ones when distilling", "range": {"low": 1}})
     pseudo_labels: int = field(default=0, metadata={
         "help": "self-training: distil on this many most confident texts with hard labels, class-balanced, "
-                "instead of all texts with soft labels (0: soft labels)"})
+                "instead of all texts with soft labels (0: soft labels)", "range": {"low": 0}})
     max_unlabeled: Optional[int] = field(default=None, metadata={
-        "help": "use only the first N unlabelled texts"})
+        "help": "use only the first N unlabelled texts", "range": {"low": 1}})
     keep_members: bool = field(default=True, metadata={
         "help": "keep the members' classifiers in OUTPUT/members (their predictions are kept either way)"})
 
     def __post_init__(self) -> None:
-        checks = (
-            ("seeds_per_member", self.seeds_per_member >= 1), ("temperature", self.temperature > 0),
-            ("generations", self.generations >= 1), ("ipet_growth", self.ipet_growth > 0),
-            ("student_steps", self.student_steps >= 1), ("labeled_repeats", self.labeled_repeats >= 1),
-            ("pseudo_labels", self.pseudo_labels >= 0),
-            ("max_unlabeled", self.max_unlabeled is None or self.max_unlabeled >= 1),
-        )
-        bad = [name for name, ok in checks if not ok]
-        if bad:
-            raise FewshotError(f"distillation: invalid {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
+        check_fields(self)
 
     def config(self) -> Dict[str, Any]:
         return asdict(self)

@@ -56,8 +56,9 @@ from ..atomic import atomic_file
 from ..classifier import CONFIG_NAME, DEFAULT_TEMPLATE, PromptClassifier
 from ..data import Example, to_examples
 from ..documents import json_text
-from ..errors import FewshotError
+from ..errors import FewshotError, TemplateError
 from ..tasks import Task
+from ..template import parse_template
 from ..training.arguments import PromptTrainingArguments
 from .config import DistillationConfig
 from .soft_labels import class_counts, confident_rows, ensemble_soft_labels, load_arrays, one_hot, save_arrays
@@ -166,6 +167,7 @@ class Distillation:
         if not self.unlabeled:
             raise FewshotError("distillation: no unlabelled texts")
         self.seed = int(self.training_args.get("seed", PromptTrainingArguments.seed))
+        check_patterns(config, template)
         self.members = plan_members(config, template, sets, self.seed)
         self.timings: Dict[str, float] = {}
 
@@ -404,6 +406,25 @@ class Distillation:
         with atomic_file(self.output / REPORT_NAME) as tmp:
             tmp.write_text(json_text(report), encoding="utf-8")
         return report
+
+
+def check_patterns(config: DistillationConfig, template: str) -> None:
+    """Before any member trains: every pattern (and the student's template) parses and has a
+    ``{'mask'}`` slot, and a ``student_model`` given as a path is a directory."""
+    named = [(f"--pattern {i}", p) for i, p in enumerate(config.patterns or [template], 1)]
+    if config.student_template:
+        named.append(("--student-template", config.student_template))
+    for name, pattern in named:
+        try:
+            parts = parse_template(pattern)
+        except TemplateError as exc:
+            raise TemplateError(f"distillation: {name} {pattern!r}: {exc}") from None
+        if not any(part.kind == "mask" for part in parts):
+            raise TemplateError(f"distillation: {name} {pattern!r} has no {{'mask'}} slot; every member and the "
+                                "student are prompt classifiers")
+    student = config.student_model
+    if student and (os.sep in student or student.startswith(".")) and not Path(student).is_dir():
+        raise FewshotError(f"distillation: --student-model {student}: no such model directory")
 
 
 def distill(

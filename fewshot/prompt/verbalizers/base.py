@@ -61,7 +61,23 @@ def tokenize_label_words(
                 logger.warning("label %r word %r contains characters unknown to the vocabulary", label, word)
             ids_per_word.append(ids)
         result[label] = ids_per_word
+    _check_distinct(result, tokenizer)
     return result
+
+
+def _check_distinct(ids: Mapping[str, List[List[int]]], tokenizer: Any) -> None:
+    """Two labels whose words become the same tokens only through ``[UNK]`` can never be told apart:
+    ``{'a': ['😀'], 'b': ['🎉']}`` → ``LabelFileError: verbalizer: labels 'a' and 'b' …``."""
+    seen: Dict[Any, str] = {}
+    for label, words in ids.items():
+        key = tuple(sorted(map(tuple, words)))
+        if key in seen and any(tokenizer.unk_token_id in word for word in words):
+            shown = " ".join(tokenizer.convert_ids_to_tokens(list(key[0])))
+            raise LabelFileError(
+                f"verbalizer: labels {seen[key]!r} and {label!r} both become {shown}: their words have characters "
+                "unknown to the vocabulary, so the two labels could never be told apart; choose words in the vocabulary"
+            )
+        seen.setdefault(key, label)
 
 
 def decoder_rows(decoder: nn.Layer, ids: paddle.Tensor) -> Tuple[paddle.Tensor, paddle.Tensor]:
