@@ -15,12 +15,8 @@ import sys
 from typing import List, Optional
 
 from ..errors import FewshotError
-from ..runtime import ONNX_FILES, OnnxPredictor
+from ..runtime import OnnxPredictor
 from .common import run
-
-SERVE_PRECISIONS = [p for p in ONNX_FILES if p != "fp16"]
-"""fp16 models are for GPUs; the server runs on CPU."""
-
 
 def _settings_fields() -> List[str]:
     from ..runtime.serve.settings import ServeSettings
@@ -30,14 +26,14 @@ def _settings_fields() -> List[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     from ..runtime.serve.settings import ServeSettings
-    from .options import add_dataclass_options
+    from .options import add_dataclass_options, add_engine_options
 
     p = argparse.ArgumentParser(prog="fewshot-serve", description="Serve an exported bundle over HTTP with dynamic batching.")
     p.add_argument("bundle", help="directory written by fewshot-export")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime CPU threads (default: all cores available)")
-    p.add_argument("--precision", choices=SERVE_PRECISIONS, default="fp32", help="which ONNX model of the bundle")
+    add_engine_options(p)
     p.add_argument("--spin", action="store_true",
                    help="let onnxruntime's idle threads spin between batches (they then take CPU from the HTTP loop)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -63,8 +59,9 @@ def _serve(argv: Optional[List[str]]) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     settings = ServeSettings(**{name: getattr(args, name) for name in _settings_fields()})
     predictor = OnnxPredictor(args.bundle, threads=args.threads, batch_size=settings.max_batch, precision=args.precision,
-                              spin=args.spin)
-    print(f"fewshot-serve: {args.bundle} ({predictor.task.kind}, {len(predictor.labels)} labels, {args.precision}) "
+                              spin=args.spin, engine=args.engine, throughput=False)
+    running = f"{predictor.engine.name} {predictor.precision.name}"
+    print(f"fewshot-serve: {args.bundle} ({predictor.task.kind}, {len(predictor.labels)} labels, {running}) "
           f"on http://{args.host}:{args.port}; max batch {settings.max_batch} texts, max wait {settings.max_wait_ms} ms, "
           f"queue {settings.max_queue} texts", file=sys.stderr, flush=True)
     return serve(create_app(predictor, settings), args.host, args.port, settings.drain_timeout, args.log_level)
