@@ -6,7 +6,8 @@
 - ``[analysis]`` adds label-error detection (cleanlab) and the HTML report's pictures (matplotlib):
   ``fewshot-analyze``, ``fewshot-select``, ``fewshot-report``;
 - ``[serve]`` adds ``fewshot-serve`` (Starlette, uvicorn, prometheus_client); ``[ray]`` Ray Data batch
-  inference (``fewshot-predict --engine ray``, ``fewshot.integrations.ray``); ``[test]`` what the test suite needs.
+  inference (``fewshot-predict --backend ray``, ``fewshot.integrations.ray``); ``[openvino]`` the OpenVINO
+  inference engine (``--engine openvino``: bf16 and int8 on CPU); ``[test]`` what the test suite needs.
 
 GPU users install paddlepaddle-gpu==3.3.1 first (see docs/deployment.md).
 """
@@ -58,6 +59,9 @@ SERVE_REQUIRES = [
 RAY_REQUIRES = ["ray[data]"]
 """Ray Data for distributed batch inference; imported only in fewshot.integrations.ray."""
 
+OPENVINO_REQUIRES = ["openvino"]
+"""The OpenVINO inference engine (``--engine openvino``); imported only in fewshot.runtime.engines.openvino_engine."""
+
 setup(
     name="fewshot",
     version=VERSION,
@@ -72,6 +76,7 @@ setup(
         "analysis": ANALYSIS_REQUIRES,
         "serve": SERVE_REQUIRES,
         "ray": RAY_REQUIRES,
+        "openvino": OPENVINO_REQUIRES,
         "test": ["pytest", "pytest-timeout", "httpx"],
     },
     entry_points={
