@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fewshot"
-PADDLE_FREE = ("errors", "cpu_env", "atomic", "documents", "inference", "data", "tasks", "template", "runtime", "integrations", "analysis", "cli/predict", "cli/serve", "cli/common")
+PADDLE_FREE = ("errors", "numbers", "cpu_env", "atomic", "documents", "inference", "data", "tasks", "template", "runtime", "integrations", "analysis", "cli/predict", "cli/serve", "cli/common")
 """Modules and subpackages a deployment image imports: they must not need Paddle or PaddleNLP."""
 FORBIDDEN = ("paddle", "paddlenlp", "paddle2onnx")
-LAYERS = ["errors", "cpu_env", "atomic", "documents", "data", "tasks", "template", "runtime", "inference", "integrations", "analysis", "prompt",
+LAYERS = ["errors", "numbers", "cpu_env", "atomic", "documents", "data", "tasks", "template", "runtime", "inference", "integrations", "analysis", "prompt",
           "training", "export", "classifier", "unlabeled", "pretraining", "testing", "cli"]
 """The flow, bottom to top: a module may import its own layer and the ones before it, never one after."""
 
