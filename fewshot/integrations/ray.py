@@ -7,10 +7,10 @@
 ...                        compute=ray.data.ActorPoolStrategy(size=2), num_cpus=1, batch_size=512, batch_format="pandas")
 >>> preds.write_parquet("preds/")    # every row keeps its columns and gains label, score, top_k, error
 
-Each actor loads the bundle once (``threads`` onnxruntime threads; give the actor as many CPUs),
+Each actor loads the bundle once (``threads`` engine threads, ``engine``: onnxruntime or openvino; give the actor as many CPUs),
 then classifies every batch it gets with the predictor's own encoder, batching and task decoding:
 the records are those of ``fewshot-predict`` (``prediction_records``). On a cluster the bundle
-path must be readable on every node. :func:`predict_file_ray` is ``fewshot-predict --engine ray``:
+path must be readable on every node. :func:`predict_file_ray` is ``fewshot-predict --backend ray``:
 JSON-lines, text or Parquet in, JSON lines or Parquet out, identical to ``fewshot-predict``'s
 output, one record per input row in row order.
 
