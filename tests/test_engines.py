@@ -145,3 +145,19 @@ def test_fewshot_predict_engine_and_backend_options(openvino, tiny_bundle, tmp_p
 
 def _records(path):
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_a_bundle_below_opset_18_is_refused_by_openvino_not_misread(openvino, tiny_model_dir, separable_task,
+                                                                   tmp_path, monkeypatch):
+    import fewshot.export.convert as convert_module
+    from fewshot.classifier import PromptClassifier
+    from fewshot.errors import BundleError
+
+    monkeypatch.setattr(convert_module, "MIN_OPSET", 14)  # an old bundle, as fewshot exported them before opset 18
+    clf = PromptClassifier(tiny_model_dir, labels=separable_task[2], template="{'text': 'text_a'}{'mask'}{'mask'}",
+                           max_seq_length=32, seed=0)
+    bundle = clf.export(tmp_path / "old", opset=14)
+    assert OnnxPredictor(bundle).predict_proba(TEXTS).shape == (len(TEXTS), 3)
+    with pytest.raises(BundleError, match=r"model.onnx: openvino reads the output as shape \[3\], not \[batch, labels\] "
+                                          r"\(a model exported at ONNX opset 14; below 18 OpenVINO misreads it\)"):
+        OnnxPredictor(bundle, engine="openvino")

@@ -136,7 +136,13 @@ class OnnxPredictor:
                 f"{path}: graph inputs {list(inputs)} / outputs {list(outputs)} do not match "
                 f"{MANIFEST_NAME} ({list(GRAPH_INPUTS)} / ['{OUTPUT_NAME}'])"
             )
-        width = outputs[OUTPUT_NAME][-1] if outputs[OUTPUT_NAME] else None
+        if len(outputs[OUTPUT_NAME]) != 2:
+            opset = self.manifest.get("export_check", {}).get("onnx_opset", "?")
+            raise BundleError(
+                f"{path}: {self.engine.name} reads the output as shape {outputs[OUTPUT_NAME]}, not [batch, labels] "
+                f"(a model exported at ONNX opset {opset}; below 18 OpenVINO misreads it): export the bundle again"
+            )
+        width = outputs[OUTPUT_NAME][-1]
         if isinstance(width, int) and width != len(self.labels):
             raise BundleError(f"{path}: the model gives {width} probabilities, but {MANIFEST_NAME} lists "
                               f"{len(self.labels)} labels")
