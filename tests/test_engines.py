@@ -161,3 +161,13 @@ def test_a_bundle_below_opset_18_is_refused_by_openvino_not_misread(openvino, ti
     with pytest.raises(BundleError, match=r"model.onnx: openvino reads the output as shape \[3\], not \[batch, labels\] "
                                           r"\(a model exported at ONNX opset 14; below 18 OpenVINO misreads it\)"):
         OnnxPredictor(bundle, engine="openvino")
+
+
+def test_chunked_and_prefetched_prediction_equals_one_pass(tiny_bundle, monkeypatch):
+    import fewshot.runtime.predictor as predictor_module
+
+    predictor = OnnxPredictor(tiny_bundle, batch_size=2)
+    whole = predictor.predict_proba(TEXTS)  # one chunk, one thread
+    monkeypatch.setattr(predictor_module, "PREDICT_CHUNK", 3)  # three chunks, tokenised ahead on a helper thread
+    np.testing.assert_array_equal(predictor.predict_proba(TEXTS), whole)
+    assert predictor.predict(TEXTS) == predictor.decode(whole)

@@ -180,7 +180,8 @@ class OnnxPredictor:
         probs = np.empty((len(rows), len(self.labels)), dtype=np.float32)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
         batches = [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
-        feeds = prefetched(self.encoder.pad([rows[i] for i in index]) for index in batches)
+        feeds = (self.encoder.pad([rows[i] for i in index]) for index in batches)
+        feeds = prefetched(feeds) if len(batches) > 1 else feeds  # a helper thread only where there is overlap
         for index, batch_probs in zip(batches, self.session.run_many(feeds)):
             probs[index] = batch_probs
         return probs
@@ -194,7 +195,8 @@ class OnnxPredictor:
         ``PREDICT_CHUNK`` at a time, the next chunk tokenised while the current one runs."""
         pairs = prediction_pairs(inputs, self.encoder.needs_text_b)
         chunks = [pairs[start : start + PREDICT_CHUNK] for start in range(0, len(pairs), PREDICT_CHUNK)]
-        probs = [self.run_texts(items) for items in prefetched(self.encode_texts(chunk) for chunk in chunks)]
+        encoded = (self.encode_texts(chunk) for chunk in chunks)
+        probs = [self.run_texts(items) for items in (prefetched(encoded) if len(chunks) > 1 else encoded)]
         return np.concatenate(probs) if probs else np.zeros((0, len(self.labels)), dtype=np.float32)
 
     def predict(self, inputs: TextInputs) -> List[Any]:
