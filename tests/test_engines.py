@@ -8,7 +8,7 @@ import pytest
 from fewshot.cli.predict import main as predict_main
 from fewshot.errors import FewshotError
 from fewshot.runtime import GRAPH_INPUTS, OnnxPredictor
-from fewshot.runtime.engines import ENGINES, choose_engine
+from fewshot.runtime.engines import ENGINES, auto_allows, choose_engine
 from fewshot.runtime.prefetch import prefetched
 
 TEXTS = ["球赛跑", "股价钱", "雨雪风天气", "体育新闻" * 30, "xyz 球 ¿?", "财经", "汽车国际娱乐", "主题"]
@@ -89,6 +89,10 @@ def test_auto_takes_the_fastest_engine_and_precision_the_bundle_has(tiny_bundle,
     assert _names(choose_engine("auto", "auto", "cpu", every_model)) == ("onnxruntime", "int8")
     with pytest.raises(FewshotError, match="no installed engine runs this bundle on cpu with engine auto, precision bf16"):
         choose_engine("auto", "bf16", "cpu", every_model)
+    poor_int8 = auto_allows({"int8_check": {"top1_agreement": 0.73}})  # as measured by the export's --check-data
+    assert _names(choose_engine("auto", "auto", "cpu", every_model, poor_int8)) == ("onnxruntime", "fp32")
+    assert _names(choose_engine("auto", "int8", "cpu", every_model, poor_int8)) == ("onnxruntime", "int8")  # asked for
+    assert _names(choose_engine("auto", "auto", "cpu", every_model, auto_allows({}))) == ("onnxruntime", "int8")
     predictor = OnnxPredictor(tiny_bundle, engine="auto", precision="auto")  # tiny_bundle has fp32 and int8
     assert (predictor.engine.name, predictor.precision.name) == ("onnxruntime", "int8")
     assert predictor.describe()["precision"] == "int8"

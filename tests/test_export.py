@@ -171,13 +171,20 @@ def test_calibrated_int8_export_reports_the_accuracy_it_costs(trained, separable
     fp32 = OnnxPredictor(bundle).predict_proba(texts)
     np.testing.assert_allclose(OnnxPredictor(bundle, precision="int8").predict_proba(texts), fp32, atol=0.05, rtol=0)
 
+    assert export_main(["--checkpoint", str(tmp_path / "ckpt"), "--output", str(tmp_path / "dynamic"), "--int8",
+                        "--check-data", str(tmp_path / "dev.txt")]) == 0
+    dynamic = json.loads((tmp_path / "dynamic" / MANIFEST_NAME).read_text(encoding="utf-8"))["export_check"]
+    assert dynamic["int8_method"] == "dynamic" and "int8_calibration_texts" not in dynamic
+    assert dynamic["int8_check"]["fp32"] == pytest.approx(fp32_accuracy)
+    assert 0.9 <= dynamic["int8_check"]["top1_agreement"] <= 1.0
+
     (tmp_path / "few.txt").write_text("球赛\n", encoding="utf-8")
     assert export_main(["--checkpoint", str(tmp_path / "ckpt"), "--output", str(tmp_path / "b2"), "--int8",
                         "--calibration", str(tmp_path / "few.txt")]) == 2
     assert "few.txt: 1 calibration texts; give at least 8" in capsys.readouterr().err
     assert export_main(["--checkpoint", str(tmp_path / "ckpt"), "--output", str(tmp_path / "b2"),
                         "--calibration", str(tmp_path / "unlabeled.txt")]) == 2
-    assert "--calibration calibrates the int8 model; add --int8" in capsys.readouterr().err
+    assert "--calibration and --check-data are about the int8 model; add --int8" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         export_main(["--checkpoint", str(tmp_path / "ckpt"), "--output", str(tmp_path / "b2"), "--opset", "14"])
     assert "argument --opset: must be ≥ 18, got 14" in capsys.readouterr().err

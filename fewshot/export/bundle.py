@@ -33,7 +33,7 @@ from ..runtime.manifest import GRAPH_INPUTS, MANIFEST_NAME, ONNX_FILES, PADDLE_M
 from ..runtime.tokenizer import batch_tokenize, load_wordpiece
 from ..tasks import Task
 from ..template import LongText, Template, TemplateEncoder, pad_batch
-from .calibration import Calibration, write_calibrated_int8
+from .calibration import Calibration, write_int8_check
 from .convert import DEFAULT_OPSET, check_against_paddle, check_opset, write_onnx_models
 from .graph import InferenceGraph, reference_probabilities, run_static_graph, save_static_graph
 
@@ -127,13 +127,13 @@ def export_bundle(
 
     ``info`` is recorded in the manifest as provenance (``base_model``, ``verbalizer``, …);
     ``long_text`` as the strategy the runtime applies to texts longer than the template's room.
-    ``calibration`` (with ``int8``) makes ``model.int8.onnx`` statically quantised on its texts, and
-    records what int8 changes on its labelled check examples in the manifest's ``export_check``.
+    ``calibration`` (with ``int8``) makes ``model.int8.onnx`` statically quantised on its texts (if any), and
+    records what int8 changes on its labelled check examples (if any) in the manifest's ``export_check``.
     """
     if (fp16 or int8) and not onnx:
         raise BundleError("export: --fp16 and --int8 derive from the ONNX model; drop --no-onnx")
     if calibration is not None and not int8:
-        raise BundleError("export: --calibration calibrates the int8 model; add --int8")
+        raise BundleError("export: --calibration and --check-data are about the int8 model; add --int8")
     if onnx:
         check_opset(opset)
     if not isinstance(model, PromptModel):
@@ -152,11 +152,11 @@ def export_bundle(
         check_encoding(batch, feed, vocab_rows)
         files = {"paddle_model": PADDLE_MODEL_NAME, "paddle_params": PADDLE_PARAMS_NAME}
         if onnx:
-            dynamic_int8 = int8 and calibration is None
+            dynamic_int8 = int8 and not (calibration and calibration.texts)
             onnx_files, check = write_onnx_models(tmp, len(task.labels), opset, fp16, dynamic_int8, feed, expected)
             files.update(onnx_files)
             if calibration is not None:
-                check.update(write_calibrated_int8(tmp, written_encoder(tmp, encoding), task, calibration, feed, expected))
+                check.update(write_int8_check(tmp, written_encoder(tmp, encoding), task, calibration, feed, expected))
                 files["onnx_int8"] = ONNX_FILES["int8"]
         else:
             diff = check_against_paddle("the static graph", run_static_graph(tmp, feed), expected)

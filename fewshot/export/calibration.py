@@ -1,4 +1,4 @@
-"""Calibrated INT8: static quantisation whose activation ranges come from real texts, and the accuracy it costs.
+"""INT8 at export: static quantisation whose activation ranges come from real texts, and the accuracy int8 costs.
 
 >>> calibration = Calibration.from_files("unlabeled.txt", check_path="dev.txt", labels=task.labels)
 >>> quantize_calibrated(Path("bundle/model.onnx"), Path("bundle/model.int8.onnx"), calibration_feeds(encoder, calibration.texts))
@@ -7,7 +7,8 @@
 
 The quantised graph is QDQ (QuantizeLinear/DequantizeLinear around each MatMul): onnxruntime runs it
 with its int8 kernels (VNNI/AMX where the CPU has them) and OpenVINO reads the same file as an int8
-model, so one ``model.int8.onnx`` serves both engines.
+model, so one ``model.int8.onnx`` serves both engines. A :class:`Calibration` without texts only
+checks the (dynamically quantised) int8 model on its labelled examples.
 """
 
 from __future__ import annotations
@@ -32,24 +33,25 @@ MIN_CALIBRATION_TEXTS = 8
 
 @dataclass
 class Calibration:
-    """Texts whose activations set the int8 ranges, and (optionally) labelled examples on which the
-    export measures what int8 changes; ``sources`` names the files for the manifest."""
+    """Texts whose activations set the int8 ranges (none: dynamic quantisation), and labelled examples on
+    which the export measures what int8 changes (none: not measured); ``sources`` names the files for the manifest."""
 
     texts: List[Tuple[str, Optional[str]]]
     check: List[Example] = field(default_factory=list)
     sources: Dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_files(cls, path: "os.PathLike[str] | str", check_path: "os.PathLike[str] | str | None" = None,
+    def from_files(cls, path: "os.PathLike[str] | str | None", check_path: "os.PathLike[str] | str | None" = None,
                    labels: Optional[Sequence[str]] = None, fields: Optional[Mapping[str, str]] = None) -> "Calibration":
         """Calibration texts from ``path`` (text lines, ``text_a<TAB>text_b``, or JSON lines through
-        ``fields``; labels, if any, ignored) and labelled check examples from ``check_path``."""
-        texts = [(e.text_a, e.text_b) for e in read_examples(path, labeled=False, fields=fields)]
-        if len(texts) < MIN_CALIBRATION_TEXTS:
+        ``fields``; labels, if any, ignored) and labelled check examples from ``check_path``; either may be None."""
+        texts = [(e.text_a, e.text_b) for e in read_examples(path, labeled=False, fields=fields)] if path else []
+        if path and len(texts) < MIN_CALIBRATION_TEXTS:
             raise DataError(f"{path}: {len(texts)} calibration texts; give at least {MIN_CALIBRATION_TEXTS} "
                             "(a few hundred unlabelled texts like the ones to classify)")
         check = read_examples(check_path, labels=list(labels) if labels else None, fields=fields) if check_path else []
-        sources = {"calibration_file": Path(path).name, **({"check_file": Path(check_path).name} if check_path else {})}
+        sources = {**({"calibration_file": Path(path).name} if path else {}),
+                   **({"check_file": Path(check_path).name} if check_path else {})}
         return cls(texts, check, sources)
 
 
@@ -100,19 +102,17 @@ def accuracy_change(task: Any, fp32_probs: np.ndarray, int8_probs: np.ndarray, g
             "delta": float(int8[metric] - fp32[metric]), "top1_agreement": float(np.mean(agree))}
 
 
-def write_calibrated_int8(directory: Path, encoder: TemplateEncoder, task: Any, calibration: Calibration,
-                          probe: Dict[str, np.ndarray], expected: np.ndarray) -> Dict[str, Any]:
-    """Write ``model.int8.onnx`` calibrated on ``calibration.texts``; returns its export check: the largest
-    probability difference from the Paddle model on the probe batch and, with check examples, what
-    int8 changes on them (:func:`accuracy_change`)."""
+def write_int8_check(directory: Path, encoder: TemplateEncoder, task: Any, calibration: Calibration,
+                     probe: Dict[str, np.ndarray], expected: np.ndarray) -> Dict[str, Any]:
+    """With calibration texts, write ``model.int8.onnx`` quantised statically on them (else the dynamic one
+    is already there); returns the export check: the largest probability difference from the Paddle
+    model on the probe batch and, with check examples, what int8 changes on them (:func:`accuracy_change`)."""
     fp32, int8 = directory / ONNX_FILES["fp32"], directory / ONNX_FILES["int8"]
-    quantize_calibrated(fp32, int8, list(encoded_batches(encoder, calibration.texts)))
-    check: Dict[str, Any] = {
-        "int8_method": "static",
-        "int8_calibration_texts": len(calibration.texts),
-        **{f"int8_{key}": value for key, value in calibration.sources.items()},
-        "onnx_int8_max_abs_diff": float(np.abs(onnx_probabilities(int8, [probe]) - expected).max()),
-    }
+    check: Dict[str, Any] = {f"int8_{key}": value for key, value in calibration.sources.items()}
+    if calibration.texts:
+        quantize_calibrated(fp32, int8, list(encoded_batches(encoder, calibration.texts)))
+        check.update({"int8_method": "static", "int8_calibration_texts": len(calibration.texts),
+                      "onnx_int8_max_abs_diff": float(np.abs(onnx_probabilities(int8, [probe]) - expected).max())})
     if calibration.check:
         pairs = [(e.text_a, e.text_b) for e in calibration.check]
         probs = [onnx_probabilities(path, encoded_batches(encoder, pairs)) for path in (fp32, int8)]

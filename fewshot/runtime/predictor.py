@@ -26,7 +26,7 @@ from ..data.inputs import TextInputs, prediction_pairs
 from ..errors import BundleError, FewshotError, TemplateError
 from ..tasks.pooling import pool_windows
 from ..template import Row, TemplateEncoder, flatten_windows
-from .engines import DEFAULT_ENGINE, DEFAULT_PRECISION, EngineSession, choose_engine
+from .engines import DEFAULT_ENGINE, DEFAULT_PRECISION, EngineSession, auto_allows, choose_engine
 from .manifest import (
     GRAPH_INPUTS, MANIFEST_NAME, ONNX_FILES, OUTPUT_NAME, bundle_file, manifest_long_text, manifest_task, model_file,
     read_manifest,
@@ -114,7 +114,8 @@ class OnnxPredictor:
                 self.encoder.check_long_text()
             except TemplateError as exc:
                 raise BundleError(f"{self.bundle_dir / MANIFEST_NAME}: {exc}") from None
-        self.engine, self.precision = choose_engine(engine, precision, device, self._has_model)
+        allows = auto_allows(self.manifest.get("export_check") or {})
+        self.engine, self.precision = choose_engine(engine, precision, device, self._has_model, allows)
         path = model_file(self.bundle_dir, self.manifest, self.precision.model)
         self.session = self._checked(self.engine.open(path, self.precision, device, threads, spin, throughput), path)
 

@@ -14,7 +14,7 @@ fewshot.errors.FewshotError: --engine onnxruntime on cpu runs precision int8, fp
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Tuple
 
 from ...errors import FewshotError
 from .base import AUTO, Engine, EngineSession, Precision, PRECISIONS
@@ -33,11 +33,26 @@ SPEED_ORDER = (
 """Engine and precision from fastest to slowest, as measured end to end (docs/cpu.md); ``auto`` takes
 the first one available. (onnxruntime's fp16 is first of its kind on a GPU, where it is the only
 engine; on a CPU the fp16 model is never picked automatically.)"""
+AUTO_MIN_AGREEMENT = 0.96
+"""``--precision auto`` passes over an int8 model whose export check measured a lower top-1 agreement with fp32."""
 
 
-def choose_engine(engine: str, precision: str, device: str, has_model: Callable[[str], bool]) -> Tuple[Engine, Precision]:
+def auto_allows(export_check: Mapping[str, Any]) -> Callable[[str], bool]:
+    """Which precisions ``auto`` may pick for a bundle, from its manifest's ``export_check``: all but
+    int8 when the export measured int8's top-1 agreement with fp32 below ``AUTO_MIN_AGREEMENT``.
+
+    >>> auto_allows({"int8_check": {"top1_agreement": 0.73}})("int8")
+    False
+    """
+    agreement = (export_check.get("int8_check") or {}).get("top1_agreement", 1.0)
+    return lambda precision: precision != "int8" or agreement >= AUTO_MIN_AGREEMENT
+
+
+def choose_engine(engine: str, precision: str, device: str, has_model: Callable[[str], bool],
+                  allows: Callable[[str], bool] = lambda precision: True) -> Tuple[Engine, Precision]:
     """The engine and precision to run: the ones named, checked, or for ``auto`` the fastest available
-    combination whose model file (a key of ``ONNX_FILES``) the bundle has (``has_model``)."""
+    combination whose model file (a key of ``ONNX_FILES``) the bundle has (``has_model``) and, for
+    ``--precision auto``, whose precision ``allows`` (see :func:`auto_allows`)."""
     if engine not in ENGINE_CHOICES:
         raise FewshotError(f"engine must be one of {', '.join(ENGINE_CHOICES)}, got {engine!r}")
     if precision not in PRECISION_CHOICES:
@@ -45,7 +60,7 @@ def choose_engine(engine: str, precision: str, device: str, has_model: Callable[
     if engine != AUTO and precision != AUTO:
         ENGINES[engine].check(PRECISIONS[precision], device)
         return ENGINES[engine], PRECISIONS[precision]
-    candidates = _candidates(engine, precision, device, has_model)
+    candidates = _candidates(engine, precision, device, has_model, allows)
     if not candidates:
         wanted = f"engine {engine}, precision {precision}"
         raise FewshotError(f"no installed engine runs this bundle on {device} with {wanted}")
@@ -53,14 +68,15 @@ def choose_engine(engine: str, precision: str, device: str, has_model: Callable[
     return ENGINES[name], PRECISIONS[precision_name]
 
 
-def _candidates(engine: str, precision: str, device: str, has_model: Callable[[str], bool]) -> List[Tuple[str, str]]:
+def _candidates(engine: str, precision: str, device: str, has_model: Callable[[str], bool],
+                allows: Callable[[str], bool]) -> List[Tuple[str, str]]:
     """Every (engine, precision) that ``auto`` may pick, fastest first."""
     found = []
     for name, candidate in ENGINES.items():
         if engine not in (AUTO, name) or not candidate.available():
             continue
         for p in candidate.precisions(device):
-            automatic = precision == AUTO and not (p == "fp16" and device == "cpu")
+            automatic = precision == AUTO and allows(p) and not (p == "fp16" and device == "cpu")
             if (automatic or p == precision) and has_model(PRECISIONS[p].model):
                 found.append((name, p))
     rank = {pair: i for i, pair in enumerate(SPEED_ORDER)}
@@ -68,6 +84,6 @@ def _candidates(engine: str, precision: str, device: str, has_model: Callable[[s
 
 
 __all__ = [
-    "AUTO", "DEFAULT_ENGINE", "DEFAULT_PRECISION", "ENGINES", "ENGINE_CHOICES", "Engine", "EngineSession",
-    "PRECISIONS", "PRECISION_CHOICES", "Precision", "SPEED_ORDER", "choose_engine",
+    "AUTO", "AUTO_MIN_AGREEMENT", "DEFAULT_ENGINE", "DEFAULT_PRECISION", "ENGINES", "ENGINE_CHOICES", "Engine", "EngineSession",
+    "PRECISIONS", "PRECISION_CHOICES", "Precision", "SPEED_ORDER", "auto_allows", "choose_engine",
 ]
