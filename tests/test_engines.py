@@ -175,3 +175,21 @@ def test_chunked_and_prefetched_prediction_equals_one_pass(tiny_bundle, monkeypa
     monkeypatch.setattr(predictor_module, "PREDICT_CHUNK", 3)  # three chunks, tokenised ahead on a helper thread
     np.testing.assert_allclose(predictor.predict_proba(TEXTS), whole, atol=1e-6, rtol=0)  # other batches, other padding
     assert predictor.predict(TEXTS) == predictor.decode(whole)
+
+
+def test_static_int8_keeps_the_feed_forward_down_projections_in_float(tiny_bundle):
+    import onnx
+
+    from fewshot.export.calibration import calibrated_matmuls
+
+    model = onnx.load(str(tiny_bundle / "model.onnx"))
+    weights = {t.name for t in model.graph.initializer}
+    with_weight = {n.name for n in model.graph.node if n.op_type == "MatMul" and any(i in weights for i in n.input)}
+    gelus = sum(n.op_type == "Erf" for n in model.graph.node)
+    chosen = calibrated_matmuls(model)
+    assert set(chosen) < with_weight
+    left_out = [n for n in model.graph.node if n.name in with_weight - set(chosen)]
+    shapes = [onnx.numpy_helper.to_array(next(t for t in model.graph.initializer if t.name in n.input)).shape
+              for n in left_out]
+    assert gelus == 3 and shapes == [(64, 32), (64, 32)]  # the two layers' down-projections (intermediate 64 ->
+    # hidden 32) read a GELU; the MLM head's GELU goes through a LayerNorm first and its MatMul is quantised
