@@ -196,3 +196,13 @@ def test_static_int8_keeps_the_feed_forward_down_projections_in_float(tiny_bundl
               for n in left_out]
     assert gelus == 3 and shapes == [(64, 32), (64, 32)]  # the two layers' down-projections (intermediate 64 ->
     # hidden 32) read a GELU; the MLM head's GELU goes through a LayerNorm first and its MatMul is quantised
+
+
+def test_serve_takes_the_same_engine_options():
+    pytest.importorskip("starlette")
+    from fewshot.cli.serve import build_parser
+
+    args = build_parser().parse_args(["bundle", "--engine", "openvino", "--precision", "bf16"])
+    assert (args.engine, args.precision) == ("openvino", "bf16")
+    assert (build_parser().parse_args(["bundle"]).engine, build_parser().parse_args(["bundle"]).precision) == (
+        "onnxruntime", "fp32")
