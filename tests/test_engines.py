@@ -53,6 +53,11 @@ def test_openvino_precision_is_set_explicitly(openvino, tiny_bundle):
     np.testing.assert_allclose(int8.predict_proba(TEXTS), reference, atol=5e-2, rtol=0)
 
 
+def test_openvino_does_not_run_on_gpu(openvino, tiny_bundle):
+    with pytest.raises(FewshotError, match="--engine openvino does not run on gpu"):
+        OnnxPredictor(tiny_bundle, engine="openvino", device="gpu")
+
+
 def test_requests_in_flight_come_back_in_order(openvino, tiny_bundle):
     predictor = OnnxPredictor(tiny_bundle, engine="openvino", throughput=True)
     feeds = _feeds(predictor, TEXTS, 2)  # batches of different lengths

@@ -91,6 +91,8 @@ class Engine:
         if not self.available():
             raise FewshotError(f"--engine {self.name} needs {self.module}, which is not installed: {self.install}")
         supported = self.precisions(device)
+        if not supported:
+            raise FewshotError(f"--engine {self.name} does not run on {device}")
         if precision.name not in supported:
             raise FewshotError(f"--engine {self.name} on {device} runs precision {', '.join(supported)}, "
                                f"not {precision.name}")
