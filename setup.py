@@ -6,7 +6,8 @@
 - ``[analysis]`` adds label-error detection (cleanlab) and the HTML report's pictures (matplotlib):
   ``fewshot-analyze``, ``fewshot-select``, ``fewshot-report``;
 - ``[serve]`` adds ``fewshot-serve`` (Starlette, uvicorn, prometheus_client); ``[ray]`` Ray Data batch
-  inference (``fewshot-predict --engine ray``, ``fewshot.integrations.ray``); ``[test]`` what the test suite needs.
+  inference (``fewshot-predict --backend ray``, ``fewshot.integrations.ray``); ``[openvino]`` the OpenVINO
+  inference engine (``--engine openvino``: bf16 and int8 on CPU); ``[test]`` what the test suite needs.
 
 GPU users install paddlepaddle-gpu==3.3.1 first (see docs/deployment.md).
 """
@@ -59,6 +60,9 @@ RAY_REQUIRES = ["ray[data,serve]"]
 """Ray Data for distributed batch inference (fewshot.integrations.ray) and Ray Serve for serving on replicas
 (fewshot.integrations.ray_serve, ``fewshot-serve --backend ray``); ray is imported only there."""
 
+OPENVINO_REQUIRES = ["openvino"]
+"""The OpenVINO inference engine (``--engine openvino``); imported only in fewshot.runtime.engines.openvino_engine."""
+
 setup(
     name="fewshot",
     version=VERSION,
@@ -73,6 +77,7 @@ setup(
         "analysis": ANALYSIS_REQUIRES,
         "serve": SERVE_REQUIRES,
         "ray": RAY_REQUIRES,
+        "openvino": OPENVINO_REQUIRES,
         # tritonclient and huggingface_hub: the real clients the serving protocols' tests talk to fewshot-serve with;
         # hypothesis: the parsers' fuzz tests
         "test": ["pytest", "pytest-timeout", "httpx", "hypothesis", "tritonclient[http]", "huggingface_hub"],

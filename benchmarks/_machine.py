@@ -37,14 +37,36 @@ SETTING_FLAG = "--cpu-setting"
 RESULT_PREFIX = "RESULT "
 
 
-def machine_line(settings: Optional[Dict[str, Any]] = None) -> str:
-    """``machine: Intel(R) Xeon(R) Processor (GenuineIntel), 2 usable cores; OMP_NUM_THREADS=2 (fewshot), ...``
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+"""The vector and matrix extensions that decide which fp32/bf16/int8 kernels a CPU runs (``/proc/cpuinfo`` names)."""
 
-    ``settings`` (``{"onnxruntime threads": 2}``) and the 1-minute load average follow.
+
+def isa_features() -> List[str]:
+    """Which of ``ISA_FLAGS`` this CPU has: ``['avx2', 'avx512f', 'avx512_vnni', 'avx512_bf16']``; [] where unreadable."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return [flag for flag in ISA_FLAGS if flag in flags]
+
+
+def isa_line() -> str:
+    """``ISA avx2 avx512f avx512_vnni avx512_bf16 (VNNI yes, AMX no)``."""
+    found = isa_features()
+    vnni = "yes" if any("vnni" in f for f in found) else "no"
+    amx = "yes" if any(f.startswith("amx") for f in found) else "no"
+    return f"ISA {' '.join(found) or 'unknown'} (AVX-512 {'yes' if 'avx512f' in found else 'no'}, VNNI {vnni}, AMX {amx})"
+
+
+def machine_line(settings: Optional[Dict[str, Any]] = None) -> str:
+    """``machine: Intel(R) Xeon(R) Processor (GenuineIntel), 2 usable cores; OMP_NUM_THREADS=2 (fewshot), ...; ISA ...``
+
+    ``settings`` (``{"onnxruntime threads": 2}``), the CPU's ISA features and the 1-minute load average follow.
     """
     extra = "".join(f"; {name} {value}" for name, value in (settings or {}).items())
     load = f"; load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
-    return f"machine: {apply_once().describe()}{extra}{load}"
+    return f"machine: {apply_once().describe()}{extra}; {isa_line()}{load}"
 
 
 def add_setting_arguments(parser: Any, rounds: int = 2) -> None:

@@ -30,6 +30,7 @@ from .data.inputs import TextInputs, prediction_pairs
 from .documents import json_text, read_json_document
 from .errors import BundleError, DataError, FewshotError
 from .export.bundle import export_bundle
+from .export.calibration import Calibration
 from .export.convert import DEFAULT_OPSET
 from .importing.paddlenlp_checkpoint import read_paddlenlp_model
 from .loading import base_model_identity, pickle_refusal, saved_base_model
@@ -778,10 +779,12 @@ class PromptClassifier:
         opset: Optional[int] = None,
         fp16: bool = False,
         int8: bool = False,
+        calibration: Optional[Calibration] = None,
     ) -> Path:
         """Write a deployment bundle (static graph, ONNX, tokenizer, manifest), like ``fewshot-export``.
 
-        ``opset`` defaults to ``DEFAULT_OPSET``; load the bundle with
+        ``opset`` defaults to ``DEFAULT_OPSET``; ``calibration`` (``fewshot.export.calibration``) makes the
+        int8 model statically quantised on its texts; load the bundle with
         ``fewshot.runtime.OnnxPredictor``. The ``[CLS]`` fine-tuning baseline has no bundle form.
         """
         if self.method == "finetune":
@@ -789,7 +792,7 @@ class PromptClassifier:
         info = {"fewshot_version": __version__, "base_model": self.model_name, "verbalizer": self.verbalizer_kind}
         return export_bundle(self._require_model(), self.template, self.task, self.tokenizer, self.label_words,
                              bundle_dir, info=info, onnx=onnx, opset=opset or DEFAULT_OPSET, fp16=fp16, int8=int8,
-                             long_text=self.long_text)
+                             long_text=self.long_text, calibration=calibration)
 
 
 def _train(trainer: PromptTrainer, args: PromptTrainingArguments) -> Any:

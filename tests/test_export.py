@@ -144,6 +144,55 @@ def test_export_cli_from_checkpoint_and_without_onnx(trained, tmp_path, capsys):
     assert not (tmp_path / "b2").exists() and not (tmp_path / "b3").exists()
 
 
+def test_calibrated_int8_export_reports_the_accuracy_it_costs(trained, separable_task, tmp_path, capsys):
+    import onnx
+
+    train, test, _ = separable_task
+    (tmp_path / "unlabeled.txt").write_text("\n".join(e.text_a for e in train) + "\n", encoding="utf-8")
+    (tmp_path / "dev.txt").write_text("\n".join(f"{e.text_a}\t{e.label}" for e in test) + "\n", encoding="utf-8")
+    trained.save(tmp_path / "ckpt")
+    bundle = tmp_path / "bundle"
+    assert export_main(["--checkpoint", str(tmp_path / "ckpt"), "--output", str(bundle), "--int8", "--calibration",
+                        str(tmp_path / "unlabeled.txt"), "--check-data", str(tmp_path / "dev.txt")]) == 0
+    check = json.loads((bundle / MANIFEST_NAME).read_text(encoding="utf-8"))["export_check"]
+    assert check["int8_method"] == "static" and check["int8_calibration_texts"] == len(train)
+    assert check["int8_calibration_file"] == "unlabeled.txt" and check["int8_check_file"] == "dev.txt"
+    change = check["int8_check"]
+    texts = [e.text_a for e in test]
+    fp32_accuracy = float(np.mean(np.array(trained.predict(texts)) == np.array([e.label for e in test])))
+    assert change["examples"] == len(test) and change["metric"] == "accuracy"
+    assert change["fp32"] == pytest.approx(fp32_accuracy)
+    assert change["delta"] == pytest.approx(change["int8"] - change["fp32"])
+    assert 0.9 <= change["top1_agreement"] <= 1.0
+    out = capsys.readouterr().out
+    assert f"int8 on {tmp_path / 'dev.txt'} ({len(test)} examples): accuracy {change['fp32']:.4f} -> " in out
+    ops = {n.op_type for n in onnx.load(str(bundle / "model.int8.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # static QDQ: the format OpenVINO reads as int8 too
+    fp32 = OnnxPredictor(bundle).predict_proba(texts)
+    np.testing.assert_allclose(OnnxPredictor(bundle, precision="int8").predict_proba(texts), fp32, atol=0.05, rtol=0)
+
+    assert export_main(["--checkpoint", str(tmp_path / "ckpt"), "--output", str(tmp_path / "dynamic"), "--int8",
+                        "--check-data", str(tmp_path / "dev.txt")]) == 0
+    dynamic = json.loads((tmp_path / "dynamic" / MANIFEST_NAME).read_text(encoding="utf-8"))["export_check"]
+    assert dynamic["int8_method"] == "dynamic" and "int8_calibration_texts" not in dynamic
+    assert dynamic["int8_check"]["fp32"] == pytest.approx(fp32_accuracy)
+    assert 0.9 <= dynamic["int8_check"]["top1_agreement"] <= 1.0
+
+    (tmp_path / "few.txt").write_text("球赛\n", encoding="utf-8")
+    assert export_main(["--checkpoint", str(tmp_path / "ckpt"), "--output", str(tmp_path / "b2"), "--int8",
+                        "--calibration", str(tmp_path / "few.txt")]) == 2
+    assert "few.txt: 1 calibration texts; give at least 8" in capsys.readouterr().err
+    assert export_main(["--checkpoint", str(tmp_path / "ckpt"), "--output", str(tmp_path / "b2"),
+                        "--calibration", str(tmp_path / "unlabeled.txt")]) == 2
+    assert "--calibration and --check-data are about the int8 model; add --int8" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        export_main(["--checkpoint", str(tmp_path / "ckpt"), "--output", str(tmp_path / "b2"), "--opset", "14"])
+    assert "argument --opset: must be ≥ 18, got 14" in capsys.readouterr().err
+    with pytest.raises(BundleError, match="opset 14 is below 18, the oldest that onnxruntime and OpenVINO read identically"):
+        trained.export(tmp_path / "b2", opset=14)
+    assert not (tmp_path / "b2").exists()
+
+
 def test_interrupted_export_keeps_previous_bundle(trained, tmp_path, monkeypatch):
     target = tmp_path / "bundle"
     trained.export(target, onnx=False)
@@ -172,7 +221,7 @@ def test_export_refuses_a_graph_that_disagrees_with_paddle(trained, tmp_path, mo
 def test_paddle2onnx_crash_is_a_clear_error(trained, tmp_path, monkeypatch):
     crash = "import os; print('[ERROR][Paddle2ONNX] Due to the unsupported operators, the conversion is aborted.'); os.abort()"
     monkeypatch.setattr(convert_module, "_PADDLE2ONNX_SCRIPT", crash)
-    with pytest.raises(BundleError, match=r"paddle2onnx could not convert model.json to ONNX opset 14 \(\[ERROR\]"
+    with pytest.raises(BundleError, match=r"paddle2onnx could not convert model.json to ONNX opset 18 \(\[ERROR\]"
                                           r"\[Paddle2ONNX\] Due to the unsupported operators.*export with --no-onnx"):
         trained.export(tmp_path / "bundle")
     assert list(tmp_path.iterdir()) == []

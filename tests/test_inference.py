@@ -116,7 +116,7 @@ def test_predictor_rejects_bad_arguments(bundle):
     _, path = bundle
     with pytest.raises(ValueError, match="device must be 'cpu' or 'gpu'"):
         OnnxPredictor(path, device="tpu")
-    with pytest.raises(ValueError, match="precision must be one of fp32, int8, fp16"):
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, int8, fp16, auto"):
         OnnxPredictor(path, precision="int4")
     with pytest.raises(BundleError, match=r"model.fp16.onnx: missing \(export with --fp16\)"):
         OnnxPredictor(path, precision="fp16")

@@ -126,3 +126,22 @@ def with_underscore_spellings(names: Sequence[str], flags: Mapping[str, Union[st
 def dataclass_values(args: argparse.Namespace, names: Sequence[str]) -> Dict[str, Any]:
     """The parsed values of ``names``: ``{"learning_rate": 3e-05, ...}``."""
     return {name: getattr(args, name) for name in names}
+
+
+def add_engine_options(parser: argparse.ArgumentParser, legacy_engines: Sequence[str] = ()) -> None:
+    """``--engine`` (what runs the bundle's graph) and ``--precision``, for every command that runs a bundle.
+    ``legacy_engines`` are further ``--engine`` values a command still accepts, as deprecated spellings it maps itself.
+
+    >>> add_engine_options(parser); vars(parser.parse_args(["--engine", "openvino", "--precision", "bf16"]))
+    {'engine': 'openvino', 'precision': 'bf16'}
+    """
+    from ..runtime.engines import DEFAULT_ENGINE, DEFAULT_PRECISION, ENGINE_CHOICES, PRECISION_CHOICES
+
+    parser.add_argument("--engine", choices=[*ENGINE_CHOICES, *legacy_engines], default=DEFAULT_ENGINE,
+                        metavar="{" + ",".join(ENGINE_CHOICES) + "}",
+                        help=f"inference engine (default {DEFAULT_ENGINE}); openvino needs pip install "
+                             "'fewshot[openvino]'; auto: the fastest installed, printed at start")
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default=DEFAULT_PRECISION,
+                        help=f"fp32 (model.onnx), int8 (model.int8.onnx), bf16 (model.onnx in bfloat16: openvino on "
+                             f"CPUs with native bf16), fp16 (model.fp16.onnx, GPU); auto: the fastest the bundle, "
+                             f"engine and CPU allow (default {DEFAULT_PRECISION})")

@@ -20,11 +20,8 @@ from typing import List, Optional
 from ..cpu_env import usable_cores
 from ..errors import FewshotError
 from ..numbers import int_option
-from ..runtime import ONNX_FILES, OnnxPredictor
+from ..runtime import OnnxPredictor
 from .common import run
-
-SERVE_PRECISIONS = [p for p in ONNX_FILES if p != "fp16"]
-"""fp16 models are for GPUs; the server runs on CPU."""
 
 API_KEY_ENV = "FEWSHOT_API_KEY"
 
@@ -37,15 +34,15 @@ def _settings_fields() -> List[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     from ..runtime.serve.settings import ServeSettings
-    from .options import add_dataclass_options
+    from .options import add_dataclass_options, add_engine_options
 
     p = argparse.ArgumentParser(prog="fewshot-serve", description="Serve an exported bundle over HTTP with dynamic batching.")
     p.add_argument("bundle", help="directory written by fewshot-export")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int_option(0, 65535), default=8000, help="port to listen on (default 8000; 0: any free one)")
     p.add_argument("--threads", type=int_option(1, usable_cores()), default=None,
-                   help="onnxruntime CPU threads per batch (default: all usable cores)")
-    p.add_argument("--precision", choices=SERVE_PRECISIONS, default="fp32", help="which ONNX model of the bundle")
+                   help="CPU threads per batch (default: all usable cores)")
+    add_engine_options(p)
     p.add_argument("--spin", action="store_true",
                    help="let onnxruntime's idle threads spin between batches (they then take CPU from the HTTP loop)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -124,7 +121,7 @@ def _serve(argv: Optional[List[str]]) -> int:
     sock = bind(args.host, args.port)  # before the bundle loads: a port in use is reported at once
     try:
         predictor = OnnxPredictor(args.bundle, threads=args.threads, batch_size=settings.max_batch,
-                                  precision=args.precision, spin=args.spin)
+                                  precision=args.precision, spin=args.spin, engine=args.engine, throughput=False)
         app = create_app(predictor, settings, api_key=key, protect_health=args.protect_health,
                          model_name=args.model_name)
     except BaseException:
@@ -132,7 +129,8 @@ def _serve(argv: Optional[List[str]]) -> int:
         raise
     scheme = "https" if args.ssl_certfile else "http"
     port = sock.getsockname()[1]
-    print(f"fewshot-serve: {args.bundle} ({predictor.task.kind}, {len(predictor.labels)} labels, {args.precision}) "
+    print(f"fewshot-serve: {args.bundle} ({predictor.task.kind}, {len(predictor.labels)} labels, "
+          f"{predictor.engine.name} {predictor.precision.name}) "
           f"as model {app.state.core.model_name!r} on {scheme}://{args.host}:{port}; max batch {settings.max_batch} "
           f"texts, max wait {settings.max_wait_ms} ms, queue {settings.max_queue} texts; "
           f"{'API key required' if key else 'no API key'}", file=sys.stderr, flush=True)
@@ -148,14 +146,14 @@ def _serve_on_ray(args: argparse.Namespace, key: Optional[str]) -> int:
                            "(or use --backend local)")
     settings = ServeSettings(**{name: getattr(args, name) for name in _settings_fields()})
     bind(args.host, args.port).close()  # a port in use is reported before Ray starts
-    OnnxPredictor(args.bundle, threads=1, precision=args.precision)  # a bad bundle is one line here, not in a replica
+    OnnxPredictor(args.bundle, threads=1, precision=args.precision, engine=args.engine)  # a bad bundle is one line here, not in a replica
     try:
         from ..integrations.ray_serve import bundle_application, run_ray_serve
     except ImportError as exc:
         raise FewshotError(f"--backend ray needs {(exc.name or 'ray').split('.')[0]}, which is not installed: "
                            "pip install 'fewshot[ray]'") from None
     application = bundle_application(args.bundle, settings, replicas=args.replicas, threads=args.threads or 1,
-                                     precision=args.precision, api_key=key, protect_health=args.protect_health,
+                                     precision=args.precision, engine=args.engine, api_key=key, protect_health=args.protect_health,
                                      model_name=args.model_name)
     print(f"fewshot-serve: {args.bundle} on {args.replicas} Ray Serve replica(s) at http://{args.host}:{args.port}; "
           f"max batch {settings.max_batch} texts, max wait {settings.max_wait_ms} ms; "

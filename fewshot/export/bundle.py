@@ -6,7 +6,7 @@ interrupted or failed export leaves the previous bundle in place)::
     bundle/
       model.json, model.pdiparams   Paddle static graph (PIR): ids → class probabilities
       model.onnx                    the same graph, converted with paddle2onnx
-      model.int8.onnx               --int8: dynamically quantised MatMuls (CPU)
+      model.int8.onnx               --int8: quantised MatMuls (CPU), dynamic or calibrated (--calibration)
       model.fp16.onnx               --fp16: float16 weights and activations (GPU)
       vocab.txt, tokenizer_config.json, special_tokens_map.json
       fewshot.json                  manifest: labels, task, template encoding, inputs, files
@@ -29,11 +29,12 @@ from ..atomic import atomic_directory
 from ..documents import json_text
 from ..errors import BundleError
 from ..prompt.model import PromptModel
-from ..runtime.manifest import GRAPH_INPUTS, MANIFEST_NAME, PADDLE_MODEL_NAME, PADDLE_PARAMS_NAME, VOCAB_NAME, build_manifest
+from ..runtime.manifest import GRAPH_INPUTS, MANIFEST_NAME, ONNX_FILES, PADDLE_MODEL_NAME, PADDLE_PARAMS_NAME, VOCAB_NAME, build_manifest
 from ..runtime.tokenizer import batch_tokenize, load_wordpiece
 from ..tasks import Task
 from ..template import LongText, Template, TemplateEncoder, pad_batch
-from .convert import DEFAULT_OPSET, check_against_paddle, write_onnx_models
+from .calibration import Calibration, write_int8_check
+from .convert import DEFAULT_OPSET, check_against_paddle, check_opset, write_onnx_models
 from .graph import InferenceGraph, reference_probabilities, run_static_graph, save_static_graph
 
 
@@ -81,10 +82,15 @@ def probe_texts(template: Template, tokenizer: Any, count: int = 6) -> List[Tupl
     return [(a, b if template.needs_text_b else None) for a, b in zip(texts, pairs)]
 
 
+def written_encoder(directory: Path, encoding: Dict[str, Any]) -> TemplateEncoder:
+    """The template encoder the runtime builds from the written bundle's tokenizer and encoding."""
+    tokenizer = load_wordpiece(directory / encoding["tokenizer"]["vocab_file"], encoding["tokenizer"])
+    return TemplateEncoder.from_spec(encoding, batch_tokenize(tokenizer), error=BundleError)
+
+
 def bundle_feed(directory: Path, encoding: Dict[str, Any], examples: List[Tuple[str, Optional[str]]]) -> Dict[str, np.ndarray]:
     """The graph inputs for ``examples`` as the runtime builds them from the written bundle."""
-    tokenizer = load_wordpiece(directory / encoding["tokenizer"]["vocab_file"], encoding["tokenizer"])
-    encoder = TemplateEncoder.from_spec(encoding, batch_tokenize(tokenizer), error=BundleError)
+    encoder = written_encoder(directory, encoding)
     batch = encoder.pad(encoder.encode_batch(examples))
     return {name: batch[name] for name in GRAPH_INPUTS}
 
@@ -119,14 +125,21 @@ def export_bundle(
     fp16: bool = False,
     int8: bool = False,
     long_text: Optional[LongText] = None,
+    calibration: Optional[Calibration] = None,
 ) -> Path:
     """Write a bundle for a prompt model, its template, task and tokenizer; returns ``bundle_dir``.
 
     ``info`` is recorded in the manifest as provenance (``base_model``, ``verbalizer``, …);
     ``long_text`` as the strategy the runtime applies to texts longer than the template's room.
+    ``calibration`` (with ``int8``) makes ``model.int8.onnx`` statically quantised on its texts (if any), and
+    records what int8 changes on its labelled check examples (if any) in the manifest's ``export_check``.
     """
     if (fp16 or int8) and not onnx:
         raise BundleError("export: --fp16 and --int8 derive from the ONNX model; drop --no-onnx")
+    if calibration is not None and not int8:
+        raise BundleError("export: --calibration and --check-data are about the int8 model; add --int8")
+    if onnx:
+        check_opset(opset)
     if not isinstance(model, PromptModel):
         raise BundleError(f"export: only prompt models can be exported, not {type(model).__name__}")
     model.eval()
@@ -144,8 +157,12 @@ def export_bundle(
         check_encoding(batch, feed, vocab_rows)
         files = {"paddle_model": PADDLE_MODEL_NAME, "paddle_params": PADDLE_PARAMS_NAME}
         if onnx:
-            onnx_files, check = write_onnx_models(tmp, len(task.labels), opset, fp16, int8, feed, expected)
+            dynamic_int8 = int8 and not (calibration and calibration.texts)
+            onnx_files, check = write_onnx_models(tmp, len(task.labels), opset, fp16, dynamic_int8, feed, expected)
             files.update(onnx_files)
+            if calibration is not None:
+                check.update(write_int8_check(tmp, written_encoder(tmp, encoding), task, calibration, feed, expected))
+                files["onnx_int8"] = ONNX_FILES["int8"]
         else:
             diff = check_against_paddle("the static graph", run_static_graph(tmp, feed), expected)
             check = {"probe_texts": len(examples), "paddle_static_max_abs_diff": diff}

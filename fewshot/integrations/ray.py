@@ -7,10 +7,10 @@
 ...                        compute=ray.data.ActorPoolStrategy(size=2), num_cpus=1, batch_size=512, batch_format="pandas")
 >>> preds.write_parquet("preds/")    # every row keeps its columns and gains label, score, top_k, error
 
-Each actor loads the bundle once (``threads`` onnxruntime threads; give the actor as many CPUs),
+Each actor loads the bundle once (``threads`` engine threads, ``engine``: onnxruntime or openvino; give the actor as many CPUs),
 then classifies every batch it gets with the predictor's own encoder, batching and task decoding:
 the records are those of ``fewshot-predict`` (``prediction_records``). On a cluster the bundle
-path must be readable on every node. :func:`predict_file_ray` is ``fewshot-predict --engine ray``:
+path must be readable on every node. :func:`predict_file_ray` is ``fewshot-predict --backend ray``:
 JSON-lines, text or Parquet in, JSON lines or Parquet out, identical to ``fewshot-predict``'s
 output, one record per input row in row order.
 
@@ -62,10 +62,10 @@ class BundleClassifier:
     """
 
     def __init__(self, bundle: PathLike, fields: Optional[Mapping[str, str]] = None, top_k: int = 1, threads: int = 1,
-                 batch_size: int = 32, precision: str = "fp32", on_error: str = "fail"):
+                 batch_size: int = 32, precision: str = "fp32", on_error: str = "fail", engine: str = "onnxruntime"):
         if on_error not in ("fail", "skip"):
             raise FewshotError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
-        self.predictor = OnnxPredictor(bundle, threads=threads, batch_size=batch_size, precision=precision)
+        self.predictor = OnnxPredictor(bundle, threads=threads, batch_size=batch_size, precision=precision, engine=engine)
         self.parser = LineParser(None, self.predictor.encoder.needs_text_b, fields)
         self.top_k = top_k
         self.on_error = on_error
@@ -187,6 +187,7 @@ def predict_file_ray(
     bundle: PathLike, input_path: PathLike, output_path: PathLike, k: int = 1,
     fields: Optional[Mapping[str, str]] = None, on_error: str = "fail", chunk_size: int = 2048, workers: int = 2,
     threads: int = 1, batch_size: int = 32, precision: str = "fp32", address: Optional[str] = None,
+    engine: str = "onnxruntime",
 ) -> PredictSummary:
     """``predict_file`` on Ray: ``workers`` actors of ``threads`` CPUs each predict the chunks of
     ``input_path`` (``.jsonl``/``.json``, text, or ``.parquet``); the driver writes ``output_path``
@@ -201,7 +202,9 @@ def predict_file_ray(
     check_paths(input_path, output_path)
     input_path, output_path = Path(input_path), Path(output_path)
     bundle = Path(bundle).resolve()
-    probe = OnnxPredictor(bundle, threads=1, batch_size=batch_size, precision=precision)  # a bad bundle fails here
+    # A bad bundle fails here; every actor then runs the engine and precision "auto" picked here.
+    probe = OnnxPredictor(bundle, threads=1, batch_size=batch_size, precision=precision, engine=engine)
+    engine, precision = probe.engine.name, probe.precision.name
     parser = LineParser(None if input_path.suffix.lower() == ".parquet" else input_path, probe.encoder.needs_text_b,
                         fields)
     schema = record_schema(probe.task) if output_path.suffix.lower() == ".parquet" else None
@@ -227,7 +230,7 @@ def predict_file_ray(
                 compute=ray.data.ActorPoolStrategy(size=workers),
                 fn_constructor_kwargs={"bundle": str(bundle), "fields": {"text_a": "text_a", "text_b": "text_b"},
                                        "top_k": k, "threads": threads, "batch_size": batch_size,
-                                       "precision": precision, "on_error": "skip"})
+                                       "precision": precision, "engine": engine, "on_error": "skip"})
         summary = PredictSummary()
         # Closed on every exit: a failed line stops Ray's execution now, not when the iterator is collected.
         with closing(_rows_in_order(dataset)) as predicted, atomic_file(output_path, "the predictions") as tmp:

@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from ray import serve
 
+from ..runtime.engines import DEFAULT_ENGINE
 from ..runtime.predictor import OnnxPredictor
 from ..runtime.serve.batcher import BatchTiming, QueueFull
 from ..runtime.serve.settings import ServeSettings
@@ -92,10 +93,11 @@ class BundleIngress:
     """One replica: the bundle's predictor, ``fewshot-serve``'s app, Ray Serve's batching."""
 
     def __init__(self, bundle: str, settings: Dict[str, Any], threads: int = 1, precision: str = "fp32",
-                 api_key: Optional[str] = None, protect_health: bool = False, model_name: Optional[str] = None):
+                 api_key: Optional[str] = None, protect_health: bool = False, model_name: Optional[str] = None,
+                 engine: str = DEFAULT_ENGINE):
         self.settings = ServeSettings(**settings)
         self.predictor = OnnxPredictor(bundle, threads=threads, batch_size=self.settings.max_batch,
-                                       precision=precision, spin=False)
+                                       precision=precision, spin=False, engine=engine, throughput=False)
         self.api_key, self.protect_health, self.model_name = api_key, protect_health, model_name
         self._run_batch.set_max_batch_size(self.settings.max_batch)
         self._run_batch.set_batch_wait_timeout_s(self.settings.max_wait_ms / 1000.0)
@@ -129,7 +131,7 @@ class BundleIngress:
 def bundle_application(bundle: str, settings: Optional[ServeSettings] = None, replicas: Optional[int] = 1,
                        autoscaling: Optional[Dict[str, Any]] = None, threads: int = 1, precision: str = "fp32",
                        api_key: Optional[str] = None, protect_health: bool = False,
-                       model_name: Optional[str] = None) -> Any:
+                       model_name: Optional[str] = None, engine: str = DEFAULT_ENGINE) -> Any:
     """A Ray Serve application of the bundle: ``replicas`` replicas, or ``autoscaling`` (Ray Serve's
     ``autoscaling_config``, e.g. ``{"min_replicas": 1, "max_replicas": 8, "target_ongoing_requests": 16}``)."""
     from pathlib import Path
@@ -139,7 +141,7 @@ def bundle_application(bundle: str, settings: Optional[ServeSettings] = None, re
     deployment = serve.deployment(BundleIngress, name="fewshot", ray_actor_options={"num_cpus": threads},
                                   max_ongoing_requests=settings.max_queue, **scaling)
     return deployment.bind(str(Path(bundle).resolve()), asdict(settings), threads, precision, api_key, protect_health,
-                           model_name or Path(bundle).resolve().name)
+                           model_name or Path(bundle).resolve().name, engine)
 
 
 def build_app(args: Dict[str, str]) -> Any:

@@ -25,6 +25,7 @@ from ..data.fields import clean_string
 from ..data.lines import is_json_lines, iter_lines, open_input, parse_json_object
 from ..errors import DataError, FewshotError
 from ..template import Row
+from .prefetch import prefetched
 
 
 
@@ -120,7 +121,8 @@ def predict_file(
     """Predict every line of ``input_path`` into JSON lines at ``output_path``, in input order.
 
     ``predictor`` is an ``OnnxPredictor`` (or anything with its ``encoder``, ``encode_texts``,
-    ``run_texts``, ``decode``, ``scores`` and ``labels``). Reads and predicts ``chunk_size`` lines at a time. A
+    ``run_texts``, ``decode``, ``scores`` and ``labels``). Reads and predicts ``chunk_size`` lines at a time,
+    the next chunk read and tokenised on a helper thread while the current one runs. A
     malformed line raises ``DataError`` naming it (``on_error='fail'``), or with ``on_error='skip'``
     is reported on stderr and written as ``{"line": N, "error": "..."}``, so the output always has
     one line per input line. A full disk or a permission error is a one-line ``FewshotError``.
@@ -139,22 +141,37 @@ def predict_file(
             open(tmp, "w", encoding="utf-8") as out, \
             tqdm(total=input_path.stat().st_size, unit="B", unit_scale=True, disable=not progress,
                  file=sys.stderr, desc="fewshot-predict") as bar:
-        chunk: List[Tuple[int, Any]] = []
-        blank: List[int] = []  # blank lines held back: errors before a text, ignored at the end of the file
-        for number, size, text in iter_lines(src):
-            bar.update(size)
-            if isinstance(text, str) and not text.strip():
-                blank.append(number)
-                continue
-            chunk.extend((n, DataError("empty line")) for n in blank)
-            blank = []
-            chunk.append((number, _parse(parser, text)))
-            if len(chunk) >= chunk_size:
-                _predict_chunk(predictor, chunk, k, on_error, input_path, out, summary)
-                chunk = []
-        if chunk:
-            _predict_chunk(predictor, chunk, k, on_error, input_path, out, summary)
+        chunks = _chunks(iter_lines(src), parser, bar, chunk_size)
+        for items in prefetched(_encoded(predictor, chunk) for chunk in chunks):
+            _predict_chunk(predictor, items, k, on_error, input_path, out, summary)
     return summary
+
+
+def _chunks(lines: Iterator[Tuple[int, int, Any]], parser: LineParser, bar: Any, chunk_size: int) -> Iterator[List[Tuple[int, Any]]]:
+    """``(line number, text pair or DataError)`` of the lines, ``chunk_size`` at a time; blank lines are
+    errors before a text and ignored at the end of the file (as ``read_examples`` ignores them)."""
+    chunk: List[Tuple[int, Any]] = []
+    blank: List[int] = []
+    for number, size, text in lines:
+        bar.update(size)
+        if isinstance(text, str) and not text.strip():
+            blank.append(number)
+            continue
+        chunk.extend((n, DataError("empty line")) for n in blank)
+        blank = []
+        chunk.append((number, _parse(parser, text)))
+        if len(chunk) >= chunk_size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _encoded(predictor: Any, chunk: List[Tuple[int, Any]]) -> List[Tuple[int, Any]]:
+    """``(line number, encoded rows or DataError)`` of a chunk of parsed lines."""
+    pairs = [item for _, item in chunk if not isinstance(item, DataError)]
+    encoded = iter(predictor.encode_texts(pairs, return_errors=True))
+    return [(n, item if isinstance(item, DataError) else next(encoded)) for n, item in chunk]
 
 
 def _parse(parser: LineParser, text: Union[str, DataError]) -> Union[Tuple[str, Optional[str]], DataError]:
@@ -204,11 +221,8 @@ def _predict_chunk(
     predictor: Any, chunk: List[Tuple[int, Any]], k: int, on_error: str, path: Path,
     out: IO[str], summary: PredictSummary,
 ) -> None:
-    """Encode, predict and write one chunk of ``(line number, text pair or DataError)``, in line order."""
-    pairs = [item for _, item in chunk if not isinstance(item, DataError)]
-    encoded = iter(predictor.encode_texts(pairs, return_errors=True))
-    items = [(n, item if isinstance(item, DataError) else next(encoded)) for n, item in chunk]
-    items = [(n, checked_item(item, path, n, on_error)) for n, item in items]
+    """Predict and write one chunk of ``(line number, encoded rows or DataError)``, in line order."""
+    items = [(n, checked_item(item, path, n, on_error)) for n, item in chunk]
     results = _predictions(predictor, [row for _, row in items if not isinstance(row, DataError)], k)
     for number, item in items:
         failed = isinstance(item, DataError)

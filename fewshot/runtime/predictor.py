@@ -1,4 +1,4 @@
-"""Batch inference on an exported bundle with onnxruntime, ``tokenizers`` and numpy — no Paddle.
+"""Batch inference on an exported bundle with an inference engine, ``tokenizers`` and numpy — no Paddle.
 
 A bundle (written by ``fewshot-export``) holds ``model.onnx`` (ids → class probabilities),
 ``vocab.txt`` and the manifest ``fewshot.json``, from which the runtime rebuilds the template
@@ -9,6 +9,8 @@ probabilities (``fewshot.tasks``)::
 >>> predictor.predict(["文登区这些公路及危桥将进入封闭施工"])
 ['news_car']
 >>> predictor.predict("文登区这些公路及危桥将进入封闭施工")     # a str is one text
+['news_car']
+>>> OnnxPredictor("bundle/", engine="openvino", precision="bf16").predict(["文登区这些公路及危桥将进入封闭施工"])
 ['news_car']
 """
 
@@ -26,41 +28,13 @@ from ..errors import BundleError, FewshotError, TemplateError
 from ..numbers import check_number
 from ..tasks.pooling import pool_windows
 from ..template import Row, TemplateEncoder, flatten_windows
+from .engines import DEFAULT_ENGINE, DEFAULT_PRECISION, EngineSession, auto_allows, choose_engine
 from .manifest import (
     MANIFEST_NAME, ONNX_FILES, OUTPUT_NAME, bundle_file, graph_inputs, manifest_long_text, manifest_task, model_file,
     read_manifest,
 )
+from .prefetch import prefetched
 from .tokenizer import batch_tokenize, load_wordpiece
-
-
-def _session_options(threads: Optional[int], spin: bool = True) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.intra_op_num_threads = int(threads) if threads else usable_cores()
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    if not spin:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return options
-
-
-def _providers(device: str) -> List[str]:
-    import onnxruntime as ort
-
-    if device == "cpu":
-        return ["CPUExecutionProvider"]
-    if device == "gpu":
-        available = ort.get_available_providers()
-        if "CUDAExecutionProvider" not in available:
-            raise FewshotError(
-                "device='gpu' needs onnxruntime-gpu (CUDAExecutionProvider); "
-                f"this onnxruntime has {', '.join(available)}"
-            )
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    raise FewshotError(f"device must be 'cpu' or 'gpu', got {device!r}")
 
 
 def bundle_encoder(bundle_dir: Union[str, os.PathLike], manifest: Mapping[str, Any]) -> TemplateEncoder:
@@ -95,11 +69,19 @@ def bundle_encoder(bundle_dir: Union[str, os.PathLike], manifest: Mapping[str, A
     return encoder
 
 
+PREDICT_CHUNK = 2048
+"""Texts tokenised at a time by ``predict_proba`` (and lines read at a time by ``predict_file``)."""
+
+
 class OnnxPredictor:
     """Predicts class probabilities for texts with a bundle's ONNX model.
 
-    ``precision`` picks the model file: ``fp32`` (``model.onnx``), ``int8`` (dynamic quantisation,
-    for CPU) or ``fp16`` (for GPU). Texts are sorted by token length and batched, so a batch is
+    ``engine`` runs the graph: ``onnxruntime`` (default), ``openvino``, or ``auto`` (the fastest
+    installed, see ``fewshot.runtime.engines``). ``precision`` is ``fp32`` (``model.onnx``), ``int8``
+    (``model.int8.onnx``, for CPU), ``bf16`` (``model.onnx`` computed in bfloat16; OpenVINO on CPUs
+    with native bf16), ``fp16`` (``model.fp16.onnx``, for GPU) or ``auto``; ``self.engine`` and
+    ``self.precision`` say what runs. ``throughput=True`` (a batch job) lets the engine keep several
+    batches in flight; a server that runs one batch at a time wants ``False``. Texts are sorted by token length and batched, so a batch is
     padded only to its own longest text; results come back in input order. The bundle is checked
     as a whole when it loads (manifest, vocabulary, ids, graph inputs and output size). A bundle
     exported with ``long_text`` classifies a text longer than the template's room by windows whose
@@ -114,16 +96,17 @@ class OnnxPredictor:
         device: str = "cpu",
         threads: Optional[int] = None,
         batch_size: int = 32,
-        precision: str = "fp32",
+        precision: str = DEFAULT_PRECISION,
         spin: bool = True,
+        engine: str = DEFAULT_ENGINE,
+        throughput: bool = True,
     ):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise FewshotError(f"batch_size must be at least 1, got {batch_size}")
         if threads is not None:
             check_number("threads", threads, low=1, high=usable_cores())
-        if precision not in ONNX_FILES:
-            raise FewshotError(f"precision must be one of {', '.join(ONNX_FILES)}, got {precision!r}")
-        providers = _providers(device)
+        if device not in ("cpu", "gpu"):
+            raise FewshotError(f"device must be 'cpu' or 'gpu', got {device!r}")
         self.bundle_dir = Path(bundle_dir)
         self.manifest = read_manifest(self.bundle_dir)
         self.task = manifest_task(self.bundle_dir, self.manifest)
@@ -137,38 +120,43 @@ class OnnxPredictor:
                 self.encoder.check_long_text()
             except TemplateError as exc:
                 raise BundleError(f"{self.bundle_dir / MANIFEST_NAME}: {exc}") from None
-        self.session = self._open_session(model_file(self.bundle_dir, self.manifest, precision), providers, threads, spin)
+        allows = auto_allows(self.manifest.get("export_check") or {})
+        self.engine, self.precision = choose_engine(engine, precision, device, self._has_model, allows)
+        path = model_file(self.bundle_dir, self.manifest, self.precision.model)
+        self.session = self._checked(self.engine.open(path, self.precision, device, threads, spin, throughput), path)
+
+    def _has_model(self, model: str) -> bool:
+        """Whether the bundle has the ONNX model of ``model`` (a key of ``ONNX_FILES``)."""
+        name = self.manifest["files"].get(f"onnx_{model}")
+        return isinstance(name, str) and (self.bundle_dir / name).is_file() and model in ONNX_FILES
 
     @property
     def classes_(self) -> np.ndarray:
         """The label of each probability column (scikit-learn's name)."""
         return np.array(self.labels, dtype=object)
 
-    def _open_session(self, path: Path, providers: List[str], threads: Optional[int], spin: bool) -> Any:
-        """An onnxruntime session for ``path``, whose inputs and output must be the bundle's."""
-        import onnxruntime as ort
-
-        try:
-            session = ort.InferenceSession(str(path), _session_options(threads, spin), providers=providers)
-        except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
-            raise BundleError(f"{path}: cannot load the ONNX model ({exc})") from None
-        if providers[0] not in session.get_providers():
-            raise FewshotError(f"{path}: onnxruntime could not start {providers[0]} (CUDA/cuDNN libraries?)")
-        inputs = {i.name: i for i in session.get_inputs()}
-        outputs = session.get_outputs()
-        if sorted(inputs) != sorted(self.input_names) or [o.name for o in outputs] != [OUTPUT_NAME]:
+    def _checked(self, session: EngineSession, path: Path) -> EngineSession:
+        """``session`` when its graph's inputs and output are the bundle's."""
+        inputs, outputs = session.inputs, session.outputs
+        if sorted(inputs) != sorted(self.input_names) or list(outputs) != [OUTPUT_NAME]:
             raise BundleError(
-                f"{path}: graph inputs {list(inputs)} / outputs {[o.name for o in outputs]} do not match "
+                f"{path}: graph inputs {list(inputs)} / outputs {list(outputs)} do not match "
                 f"{MANIFEST_NAME} ({list(self.input_names)} / ['{OUTPUT_NAME}'])"
             )
-        shape = outputs[0].shape or []
-        width = shape[-1] if len(shape) == 2 else None
+        if len(outputs[OUTPUT_NAME]) != 2:
+            opset = self.manifest.get("export_check", {}).get("onnx_opset", "?")
+            raise BundleError(
+                f"{path}: {self.engine.name} reads the output as shape {outputs[OUTPUT_NAME]}, not [batch, labels] "
+                f"(a model exported at ONNX opset {opset}; below 18 OpenVINO misreads it): export the bundle again"
+            )
+        width = outputs[OUTPUT_NAME][-1]
         if not isinstance(width, int):
-            raise BundleError(f"{path}: the output {OUTPUT_NAME} has shape {shape}, not [batch, {len(self.labels)}]")
+            raise BundleError(f"{path}: the output {OUTPUT_NAME} has shape {outputs[OUTPUT_NAME]}, "
+                              f"not [batch, {len(self.labels)}]")
         if width != len(self.labels):
             raise BundleError(f"{path}: the model gives {width} probabilities, but {MANIFEST_NAME} lists "
                               f"{len(self.labels)} labels")
-        masks = inputs["masked_positions"].shape[-1]
+        masks = inputs["masked_positions"][-1]
         if isinstance(masks, int) and masks != self.encoder.num_masks:
             raise BundleError(f"{path}: the model reads {masks} mask positions, but {MANIFEST_NAME}'s template "
                               f"has {self.encoder.num_masks}")
@@ -197,24 +185,29 @@ class OnnxPredictor:
         return pool_windows(self.task.activation, probs, sizes, self.long_text.pooling)
 
     def run_rows(self, rows: Sequence[Row]) -> np.ndarray:
-        """Probabilities for encoded rows: length-sorted batches, results in row order."""
+        """Probabilities for encoded rows: length-sorted batches (the next one padded while the engine
+        runs the current ones), results in row order."""
         probs = np.empty((len(rows), len(self.labels)), dtype=np.float32)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
-        for start in range(0, len(order), self.batch_size):
-            index = order[start : start + self.batch_size]
-            probs[index] = self.run_batch(self.encoder.pad([rows[i] for i in index]))
+        batches = [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+        feeds = (self.encoder.pad([rows[i] for i in index]) for index in batches)
+        feeds = prefetched(feeds) if len(batches) > 1 else feeds  # a helper thread only where there is overlap
+        for index, batch_probs in zip(batches, self.session.run_many(feeds)):
+            probs[index] = batch_probs
         return probs
 
     def run_batch(self, batch: Mapping[str, np.ndarray]) -> np.ndarray:
         """Probabilities of one padded batch (``TemplateEncoder.pad``): the graph run on its inputs."""
-        return self.session.run([OUTPUT_NAME], {name: batch[name] for name in self.input_names})[0]
+        return self.session.run({name: batch[name] for name in self.input_names})
 
     def predict_proba(self, inputs: TextInputs) -> np.ndarray:
-        """Class probabilities ``[n, num_labels]``, columns in ``self.labels`` order."""
-        items = self.encode_texts(prediction_pairs(inputs, self.encoder.needs_text_b))
-        if not items:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return self.run_texts(items)
+        """Class probabilities ``[n, num_labels]``, columns in ``self.labels`` order. Texts are taken
+        ``PREDICT_CHUNK`` at a time, the next chunk tokenised while the current one runs."""
+        pairs = prediction_pairs(inputs, self.encoder.needs_text_b)
+        chunks = [pairs[start : start + PREDICT_CHUNK] for start in range(0, len(pairs), PREDICT_CHUNK)]
+        encoded = (self.encode_texts(chunk) for chunk in chunks)
+        probs = [self.run_texts(items) for items in (prefetched(encoded) if len(chunks) > 1 else encoded)]
+        return np.concatenate(probs) if probs else np.zeros((0, len(self.labels)), dtype=np.float32)
 
     def predict(self, inputs: TextInputs) -> List[Any]:
         """The predicted label of each text, as ``PromptClassifier.predict`` gives it.
@@ -237,4 +230,5 @@ class OnnxPredictor:
         keys = ("format_version", "fewshot_version", "task", "template", "max_seq_length", "base_model", "verbalizer",
                 "long_text")
         return {**{k: self.manifest.get(k) for k in keys}, "labels": self.labels,
-                "temperature": self.task.temperature, "files": dict(self.manifest["files"])}
+                "temperature": self.task.temperature, "files": dict(self.manifest["files"]),
+                "engine": self.engine.name, "precision": self.precision.name}
