@@ -170,8 +170,8 @@ def test_a_bundle_below_opset_18_is_refused_by_openvino_not_misread(openvino, ti
                            max_seq_length=32, seed=0)
     bundle = clf.export(tmp_path / "old", opset=14)
     assert OnnxPredictor(bundle).predict_proba(TEXTS).shape == (len(TEXTS), 3)
-    with pytest.raises(BundleError, match=r"model.onnx: openvino reads the output as shape \[3\], not \[batch, labels\] "
-                                          r"\(a model exported at ONNX opset 14; below 18 OpenVINO misreads it\)"):
+    with pytest.raises(BundleError, match=r"model.onnx: the output probs has shape \[3\], not \[batch, 3\] in openvino "
+                                          r"\(a model exported at ONNX opset 14, which OpenVINO misreads below 18: export the bundle again\)"):
         OnnxPredictor(bundle, engine="openvino")
 
 

@@ -452,7 +452,7 @@ def test_a_swapped_graph_of_symbolic_width_or_rank_3_fails_at_load(tiny_bundle, 
 
     target = _copy(tiny_bundle, tmp_path, "bundle")
     inputs = [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "sequence"])
-              for name in ("input_ids", "token_type_ids", "attention_mask")]
+              for name in ("input_ids", "token_type_ids", "position_ids", "attention_mask")]
     inputs.append(helper.make_tensor_value_info("masked_positions", TensorProto.INT64, ["batch", 2]))
     nodes = [helper.make_node("Cast", ["input_ids"], ["cast" if unsqueeze else "probs"], to=TensorProto.FLOAT)]
     initializers = []
@@ -614,10 +614,10 @@ def test_distillation_numbers_are_checked_like_every_other(capsys):
     ("select", ["--classifier", "c", "--input", "i", "--output", "o", "--k", "3", "--batch-size", "0"],
      "argument --batch-size: must be ≥ 1, got 0"),
     ("compare", ["--checkpoints", "a=b", "--train", "t", "--test", "t", "--labels", "l", "--max-seq-length", "-5"],
-     "argument --max-seq-length: must be ≥ 1, got -5"),
-    ("export", ["--checkpoint", "c", "--output", "o", "--opset", "0"], "argument --opset: must be ≥ 7, got 0"),
+     "argument --max-seq-length/--max_seq_length: must be ≥ 1, got -5"),
+    ("export", ["--checkpoint", "c", "--output", "o", "--opset", "0"], "argument --opset: must be ≥ 18, got 0"),
     ("pretrain", ["--corpus", "c", "--output", "o", "--from-scratch", "--learning-rate", "-1"],
-     "argument --learning-rate: must be > 0, got -1"),
+     "argument --learning-rate/--learning_rate: must be > 0, got -1"),
     ("pretrain", ["--corpus", "c", "--output", "o", "--from-scratch", "--mask-ratio", "1.5"],
      "argument --mask-ratio: must be < 1, got 1.5"),
 ])
@@ -643,5 +643,5 @@ def test_a_huge_soft_or_mask_length_is_refused_before_anything_is_made(tiny_toke
     from fewshot.errors import TemplateError
     from fewshot.template import Template
 
-    with pytest.raises(TemplateError, match="need 100000000[23] positions, but max_seq_length is 32"):
+    with pytest.raises(TemplateError, match="'length' must be ≤ 8192, got 1000000000"):
         Template(template, tiny_tokenizer, 32)

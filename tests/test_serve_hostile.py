@@ -30,8 +30,8 @@ def predictor(tiny_bundle):
 
 
 @pytest.mark.parametrize("option,value,message", [
-    ("--max-wait-ms", "nan", "--max-wait-ms must be a finite number, got nan"),
-    ("--drain-timeout", "inf", "--drain-timeout must be a finite number, got inf"),
+    ("--max-wait-ms", "nan", "argument --max-wait-ms: must be a finite number, got nan"),
+    ("--drain-timeout", "inf", "argument --drain-timeout: must be a finite number, got inf"),
     ("--read-timeout", "0", "--read-timeout must be > 0, got 0.0"),
     ("--port", "70000", "argument --port: must be ≤ 65535, got 70000"),
     ("--threads", "100000", f"argument --threads: must be ≤ {usable_cores()}, got 100000"),

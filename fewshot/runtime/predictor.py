@@ -143,16 +143,13 @@ class OnnxPredictor:
                 f"{path}: graph inputs {list(inputs)} / outputs {list(outputs)} do not match "
                 f"{MANIFEST_NAME} ({list(self.input_names)} / ['{OUTPUT_NAME}'])"
             )
-        if len(outputs[OUTPUT_NAME]) != 2:
+        shape, width = outputs[OUTPUT_NAME], outputs[OUTPUT_NAME][-1] if outputs[OUTPUT_NAME] else None
+        if len(shape) != 2 or not isinstance(width, int):
             opset = self.manifest.get("export_check", {}).get("onnx_opset", "?")
-            raise BundleError(
-                f"{path}: {self.engine.name} reads the output as shape {outputs[OUTPUT_NAME]}, not [batch, labels] "
-                f"(a model exported at ONNX opset {opset}; below 18 OpenVINO misreads it): export the bundle again"
-            )
-        width = outputs[OUTPUT_NAME][-1]
-        if not isinstance(width, int):
-            raise BundleError(f"{path}: the output {OUTPUT_NAME} has shape {outputs[OUTPUT_NAME]}, "
-                              f"not [batch, {len(self.labels)}]")
+            hint = (f" (a model exported at ONNX opset {opset}, which OpenVINO misreads below 18: export the bundle "
+                    "again)" if isinstance(opset, int) and opset < 18 else "")
+            raise BundleError(f"{path}: the output {OUTPUT_NAME} has shape {shape}, not [batch, {len(self.labels)}] "
+                              f"in {self.engine.name}{hint}")
         if width != len(self.labels):
             raise BundleError(f"{path}: the model gives {width} probabilities, but {MANIFEST_NAME} lists "
                               f"{len(self.labels)} labels")
