@@ -76,3 +76,31 @@ def test_fewshot_train_method_baseline_saves_a_loadable_classifier(method, steps
     assert loaded.method == method and loaded.contrastive_steps == (steps or 0)
     assert loaded.train_metrics["eval_accuracy"] == pytest.approx(loaded.score(train))
     assert f"saved the {method} baseline" in capsys.readouterr().err
+
+
+def test_a_saved_baseline_never_runs_a_pickled_shard_index_dropped_into_it(fitted, separable_task, tmp_path):
+    import json
+    import pickle
+
+    from fewshot.errors import BundleError
+
+    clf, _ = fitted
+    clf.save(tmp_path / "baseline")
+    plm = tmp_path / "baseline" / "plm"
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (plm / "shard.pdparams").write_bytes(pickle.dumps(Evil()))
+    (plm / "model_state.pdparams.index.json").write_text(json.dumps({"weight_map": {"w": "shard.pdparams"}}),
+                                                          encoding="utf-8")
+    again = EmbeddingClassifier.load(tmp_path / "baseline")
+    assert not marker.exists()
+    np.testing.assert_allclose(again.predict_proba(separable_task[1][:4]), clf.predict_proba(separable_task[1][:4]),
+                               atol=1e-5)
+    (plm / "model.safetensors").unlink()
+    with pytest.raises(BundleError, match="pickled weights can run code"):
+        EmbeddingClassifier.load(tmp_path / "baseline")
+    assert not marker.exists()

@@ -31,7 +31,7 @@ from ..data.inputs import TextInputs, prediction_pairs
 from ..documents import json_text, read_json_document
 from ..errors import BundleError, DataError, FewshotError
 from ..numbers import check_number
-from ..prompt.pretrained import load_pretrained
+from ..prompt.pretrained import load_checked_pretrained, load_pretrained
 from ..tasks import LabelsArg, build_task
 from ..tasks.single_label import SingleLabelTask
 from ..training.rng import seeded
@@ -194,15 +194,14 @@ class EmbeddingClassifier:
 
     @classmethod
     def load(cls, directory: Union[str, "os.PathLike[str]"]) -> "EmbeddingClassifier":
-        """Read what :meth:`save` wrote (safetensors only, never a pickle)."""
+        """Read what :meth:`save` wrote, under fewshot's loading policy (``fewshot.loading``): safetensors
+        confined to the directory, every tensor checked, never a pickle."""
         directory = Path(directory)
         recover(directory)
         keys = ("method", "base_model", "labels", "classes", *SETTINGS)
         config = read_json_document(directory / CONFIG_NAME, keys, FORMAT_VERSION,
                                     missing_hint=f"not an embedding baseline saved by fewshot (no {CONFIG_NAME})")
-        if not (directory / PLM_DIR / "model.safetensors").is_file():
-            raise BundleError(f"{directory / PLM_DIR}: missing model.safetensors")
-        plm, tokenizer = load_pretrained(str(directory / PLM_DIR))
+        plm, tokenizer = load_checked_pretrained(directory / PLM_DIR)
         settings = {k: config[k] for k in SETTINGS}
         clf = cls(config["base_model"], labels=config["labels"], plm=plm, tokenizer=tokenizer, **settings)
         clf.uses_text_b = bool(config.get("uses_text_b", False))
