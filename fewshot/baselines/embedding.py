@@ -29,7 +29,7 @@ from ..atomic import atomic_directory, recover
 from ..data import Example, read_examples, to_examples
 from ..data.inputs import TextInputs, prediction_pairs
 from ..documents import json_text, read_json_document
-from ..errors import BundleError, DataError, FewshotError
+from ..errors import DataError, FewshotError
 from ..numbers import check_number
 from ..prompt.pretrained import load_checked_pretrained, load_pretrained
 from ..tasks import LabelsArg, build_task

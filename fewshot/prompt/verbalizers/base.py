@@ -15,7 +15,7 @@ check them before any model loads.
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar, Dict, List, Sequence, Tuple, Type
+from typing import Any, ClassVar, Dict, List, Mapping, Sequence, Tuple, Type
 
 import paddle
 import paddle.nn as nn
