@@ -87,7 +87,8 @@ def make_batches(texts: Sequence[str], tokenizer, count: int, batch_size: int, m
     """``count`` collated batches from fewshot's own pipeline (pack, mask, flatten positions)."""
     import numpy as np
 
-    from fewshot.pretraining.corpus import pack_sequences, tokenize_sentence
+    from fewshot.pretraining.corpus import tokenize_sentence
+    from fewshot.pretraining.packing import pack_sequences
     from fewshot.pretraining.data import MaskedLMCollator, PackedDataset, replacement_ids
 
     docs = [[tokenize_sentence(text, tokenizer)] for text in texts]

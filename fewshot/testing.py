@@ -14,7 +14,7 @@ import string
 from typing import Dict, Iterable, List, Sequence, Tuple
 
 from .data import Example, PathLike
-from .pretraining.corpus import SPECIAL_TOKENS
+from .pretraining.vocabulary import SPECIAL_TOKENS
 
 _ASCII_CHARS = string.ascii_lowercase + string.digits
 

@@ -13,16 +13,15 @@ from fewshot.pretraining.corpus import (
     START,
     CorpusError,
     TokenizedSentence,
-    build_vocab,
     corpus_statistics,
-    mask_sequence,
-    pack_sequences,
     read_corpus,
     read_word_list,
     split_sentences,
     tokenize_corpus,
     tokenize_sentence,
 )
+from fewshot.pretraining.packing import mask_sequence, pack_sequences
+from fewshot.pretraining.vocabulary import build_vocab
 from fewshot.testing import build_tiny_model
 
 VOCAB_TEXT = "今天气很好我们去跑步球赛开始了吗股价上北京大学生的。！？"

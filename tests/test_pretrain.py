@@ -85,7 +85,8 @@ class TrainLosses(TrainerCallback):
 
 def test_loss_is_mean_cross_entropy_over_masked_positions_only(model_dir):
     from paddlenlp.transformers import AutoTokenizer, ErnieForMaskedLM
-    from fewshot.pretraining.corpus import pack_sequences, tokenize_sentence
+    from fewshot.pretraining.corpus import tokenize_sentence
+    from fewshot.pretraining.packing import pack_sequences
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = ErnieForMaskedLM.from_pretrained(model_dir)

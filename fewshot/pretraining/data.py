@@ -20,11 +20,10 @@ from .corpus import (
     CorpusStats,
     TokenizedSentence,
     corpus_statistics,
-    mask_sequence,
-    pack_sequences,
     read_word_list,
     tokenize_corpus,
 )
+from .packing import mask_sequence, pack_sequences
 from .split import parse_split, split_documents
 
 

@@ -16,7 +16,8 @@ from ..atomic import atomic_directory
 from ..documents import json_text
 from ..prompt.pretrained import load_pretrained
 from .config import INFO_NAME, MODEL_PREFIX, PretrainConfig, PretrainError
-from .corpus import SPECIAL_TOKENS, Corpus, build_vocab, load_tokenizer
+from .corpus import Corpus, load_tokenizer
+from .vocabulary import SPECIAL_TOKENS, build_vocab
 
 logger = logging.getLogger(__name__)
 
